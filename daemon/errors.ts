@@ -1,0 +1,46 @@
+/**
+ * The coded error registry. Every error edgerun raises on purpose is an EdgerunError with a code from
+ * ERROR_CODES; docs/ERRORS.md documents each code (a test checks that).
+ */
+export const ERROR_CODES = {
+  EDGERUN_ERR_ONNX_READ: { status: 400, summary: 'the ONNX file cannot be read or decoded' },
+  EDGERUN_ERR_ONNX_LIMIT: { status: 413, summary: 'the ONNX file exceeds a safety cap (size, tensor bytes, rank, dims, node count, nesting)' },
+  EDGERUN_ERR_ONNX_INVALID: { status: 400, summary: 'the ONNX graph is malformed (dangling or duplicate names, cycles, bad tensors, bad attributes)' },
+  EDGERUN_ERR_ONNX_EXTERNAL_DATA: { status: 400, summary: 'external tensor data is missing, out of bounds or outside the model folder' },
+  EDGERUN_ERR_UNSUPPORTED_OP: { status: 422, summary: 'the model uses an operator (or opset, or attribute value) the runtime does not implement' },
+  EDGERUN_ERR_SHAPE: { status: 400, summary: 'shapes or dtypes are inconsistent for an operator' },
+  EDGERUN_ERR_INPUT: { status: 400, summary: 'an inference input is missing, unknown, or of the wrong dtype or shape' },
+  EDGERUN_ERR_NPY: { status: 400, summary: 'a .npy file is malformed or holds an unsupported dtype' },
+  EDGERUN_ERR_GPU_UNAVAILABLE: { status: 503, summary: 'no WebGPU adapter or device could be obtained' },
+  EDGERUN_ERR_GPU_VALIDATION: { status: 500, summary: 'WebGPU rejected a shader, pipeline, buffer or dispatch (names the program)' },
+  EDGERUN_ERR_GPU_OOM: { status: 507, summary: 'the GPU ran out of memory' },
+  EDGERUN_ERR_GPU_LOST: { status: 503, summary: 'the GPU device was lost or the GPU thread died' },
+  EDGERUN_ERR_GPU_LIMIT: { status: 422, summary: 'a tensor or dispatch exceeds the adapter limits' },
+  EDGERUN_ERR_SESSION_CLOSED: { status: 409, summary: 'the session was closed' },
+  EDGERUN_ERR_CLI_USAGE: { status: 400, summary: 'the command line is invalid' },
+  EDGERUN_ERR_IO: { status: 500, summary: 'a file could not be read or written' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class EdgerunError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly context: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, context: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EdgerunError';
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+    this.context = context;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { code: this.code, message: this.message, ...this.context };
+  }
+}
+
+export function isEdgerunError(value: unknown, code?: ErrorCode): value is EdgerunError {
+  return value instanceof EdgerunError && (code === undefined || value.code === code);
+}

@@ -1,0 +1,3 @@
+import type { OpDefinition } from './types.ts';
+
+export const ops: OpDefinition[] = [];

@@ -1,0 +1,275 @@
+/**
+ * WGSL expressions for elementwise ONNX ops, and the renderer of ElementwiseProgram (fused chains and
+ * producer epilogues). Every value is held as f32 (float dtypes), i32 (integer dtypes) or u32 0/1 (bool).
+ */
+import { EdgerunError } from '../errors.ts';
+import { isFloatDType, type DType } from '../graph/ir.ts';
+import type { ElementwiseArg, ElementwiseProgram } from './types.ts';
+
+export type WgslScalar = 'f32' | 'i32' | 'u32';
+
+export function wgslType(dtype: DType): WgslScalar {
+  if (isFloatDType(dtype)) return 'f32';
+  if (dtype === 'bool') return 'u32';
+  return 'i32';
+}
+
+/** A WGSL literal of the given scalar type. Non-finite floats are spelled as bit casts. */
+export function wgslLiteral(value: number, type: WgslScalar): string {
+  if (type === 'u32') return `${value !== 0 ? 1 : 0}u`;
+  if (type === 'i32') {
+    const v = Math.max(-2147483648, Math.min(2147483647, Math.trunc(value)));
+    return v === -2147483648 ? 'i32(-2147483647 - 1)' : `i32(${v})`;
+  }
+  if (Number.isNaN(value)) return 'bitcast<f32>(0x7fc00000u)';
+  if (value === Infinity) return 'bitcast<f32>(0x7f800000u)';
+  if (value === -Infinity) return 'bitcast<f32>(0xff800000u)';
+  if (Math.abs(value) > 3.4028234663852886e38) return value > 0 ? 'bitcast<f32>(0x7f7fffffu)' : 'bitcast<f32>(0xff7fffffu)';
+  const text = Object.is(value, -0) ? '-0.0' : String(value);
+  return `f32(${text.includes('.') || text.includes('e') ? text : `${text}.0`})`;
+}
+
+/** WGSL helper functions an expression may call; emitted once per module by `elementwiseHelpers`. */
+const HELPERS: Record<string, string> = {
+  erf: `fn er_erf(x: f32) -> f32 {
+  // Abramowitz–Stegun 7.1.26 refined (max abs error 1.5e-7)
+  let s = sign(x);
+  let a = abs(x);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
+  return s * y;
+}`,
+  tanh: `fn er_tanh(x: f32) -> f32 {
+  // tanh via exp of a clamped argument: the builtin overflows to NaN for |x| > ~44 on some drivers
+  let c = clamp(x, -15.0, 15.0);
+  let e = exp(2.0 * c);
+  return (e - 1.0) / (e + 1.0);
+}`,
+  sigmoid: `fn er_sigmoid(x: f32) -> f32 {
+  // stable for large |x|
+  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
+  let e = exp(x);
+  return e / (1.0 + e);
+}`,
+  pow: `fn er_pow(a: f32, b: f32) -> f32 {
+  // ONNX Pow follows C pow(): negative bases with integral exponents are defined
+  if (b == 2.0) { return a * a; }
+  if (b == 1.0) { return a; }
+  if (b == 0.5) { return sqrt(a); }
+  if (a >= 0.0) { return pow(a, b); }
+  if (floor(b) != b) { return bitcast<f32>(0x7fc00000u); }
+  let m = pow(-a, b);
+  if (fract(b * 0.5) != 0.0) { return -m; }
+  return m;
+}`,
+  round: `fn er_round(x: f32) -> f32 {
+  // round half to even, as ONNX Round
+  return round(x);
+}`,
+  fmod: `fn er_fmod(a: f32, b: f32) -> f32 { return a - b * trunc(a / b); }`,
+  imod: `fn er_imod(a: i32, b: i32) -> i32 {
+  // ONNX Mod with fmod=0: the result takes the divisor's sign
+  let r = a % b;
+  if (r != 0 && ((r < 0) != (b < 0))) { return r + b; }
+  return r;
+}`,
+  fmodpy: `fn er_fmodpy(a: f32, b: f32) -> f32 {
+  let r = a - b * trunc(a / b);
+  if (r != 0.0 && ((r < 0.0) != (b < 0.0))) { return r + b; }
+  return r;
+}`,
+};
+
+/** The helper functions a program needs, as WGSL source (emit once per module, outside any function). */
+export function elementwiseHelpers(programs: (ElementwiseProgram | undefined)[]): string {
+  const needed = new Set<string>();
+  for (const program of programs) {
+    if (!program) continue;
+    for (const step of program.steps) {
+      for (const helper of helpersFor(step.opType, step.attributes)) needed.add(helper);
+    }
+  }
+  return [...needed].sort().map((name) => HELPERS[name]).join('\n');
+}
+
+function helpersFor(opType: string, attributes: Record<string, number>): string[] {
+  switch (opType) {
+    case 'Erf': case 'Gelu': return ['erf', 'tanh'];
+    case 'Tanh': return ['tanh'];
+    case 'Sigmoid': case 'Swish': case 'SiLU': return ['sigmoid'];
+    case 'Pow': return ['pow'];
+    case 'Round': return ['round'];
+    case 'Mod': return attributes.fmod ? ['fmod'] : ['imod', 'fmodpy'];
+    default: return [];
+  }
+}
+
+export const ELEMENTWISE_OPS: ReadonlySet<string> = new Set([
+  'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Mod', 'PRelu',
+  'Relu', 'LeakyRelu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Clip', 'Tanh', 'Erf', 'Gelu', 'Exp', 'Log',
+  'Sqrt', 'Reciprocal', 'Neg', 'Abs', 'Floor', 'Ceil', 'Round', 'Sin', 'Cos', 'Sign', 'Softplus', 'Elu',
+  'Selu', 'Celu', 'Mish', 'Not', 'And', 'Or', 'Xor', 'Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual',
+  'Where', 'Cast', 'Identity', 'IsNaN', 'IsInf', 'ThresholdedRelu', 'Softsign',
+]);
+
+/**
+ * The WGSL expression for one elementwise op applied to argument expressions of the given scalar types.
+ * `outType` is the scalar type of the result.
+ */
+export function elementwiseExpression(
+  opType: string,
+  args: string[],
+  argTypes: WgslScalar[],
+  attributes: Record<string, number>,
+  outType: WgslScalar,
+): string {
+  const [a, b, c] = args;
+  const t = argTypes[0];
+  const lit = (v: number) => wgslLiteral(v, t);
+  switch (opType) {
+    case 'Add': return `(${a} + ${b})`;
+    case 'Sub': return `(${a} - ${b})`;
+    case 'Mul': return `(${a} * ${b})`;
+    case 'Div': return t === 'i32' ? `select(0, ${a} / ${b}, ${b} != 0)` : `(${a} / ${b})`;
+    case 'Pow': return t === 'f32' ? `er_pow(${a}, f32(${b}))` : `i32(round(pow(f32(${a}), f32(${b}))))`;
+    case 'Max': return `max(${a}, ${b})`;
+    case 'Min': return `min(${a}, ${b})`;
+    case 'Mod':
+      if (t === 'f32') return attributes.fmod ? `er_fmod(${a}, ${b})` : `er_fmodpy(${a}, ${b})`;
+      return attributes.fmod ? `select(0, ${a} % ${b}, ${b} != 0)` : `select(0, er_imod(${a}, ${b}), ${b} != 0)`;
+    case 'PRelu': return `select(${a} * ${b}, ${a}, ${a} >= ${lit(0)})`;
+    case 'Relu': return `max(${a}, ${lit(0)})`;
+    case 'LeakyRelu': return `select(${a} * ${lit(attributes.alpha ?? 0.01)}, ${a}, ${a} >= 0.0)`;
+    case 'ThresholdedRelu': return `select(0.0, ${a}, ${a} > ${lit(attributes.alpha ?? 1)})`;
+    case 'Sigmoid': return `er_sigmoid(${a})`;
+    case 'Swish': case 'SiLU': return `(${a} * er_sigmoid(${a}))`;
+    case 'HardSigmoid': return `clamp(${lit(attributes.alpha ?? 0.2)} * ${a} + ${lit(attributes.beta ?? 0.5)}, 0.0, 1.0)`;
+    case 'HardSwish': return `(${a} * clamp(${a} * ${lit(1 / 6)} + 0.5, 0.0, 1.0))`;
+    case 'Clip': {
+      const lo = attributes.min ?? -Infinity;
+      const hi = attributes.max ?? Infinity;
+      let e = a;
+      if (lo !== -Infinity) e = `max(${e}, ${lit(lo)})`;
+      if (hi !== Infinity) e = `min(${e}, ${lit(hi)})`;
+      // Clip propagates NaN like max/min do not guarantee: keep NaN explicitly for floats
+      return t === 'f32' ? `select(${e}, ${a}, ${a} != ${a})` : e;
+    }
+    case 'Tanh': return `er_tanh(${a})`;
+    case 'Erf': return `er_erf(${a})`;
+    case 'Gelu':
+      return attributes.approximate
+        ? `(0.5 * ${a} * (1.0 + er_tanh(0.7978845608028654 * (${a} + 0.044715 * ${a} * ${a} * ${a}))))`
+        : `(0.5 * ${a} * (1.0 + er_erf(${a} * 0.7071067811865476)))`;
+    case 'Exp': return `exp(${a})`;
+    case 'Log': return `log(${a})`;
+    case 'Sqrt': return `sqrt(${a})`;
+    case 'Reciprocal': return `(1.0 / ${a})`;
+    case 'Neg': return `(-${a})`;
+    case 'Abs': return `abs(${a})`;
+    case 'Floor': return `floor(${a})`;
+    case 'Ceil': return `ceil(${a})`;
+    case 'Round': return `er_round(${a})`;
+    case 'Sin': return `sin(${a})`;
+    case 'Cos': return `cos(${a})`;
+    case 'Sign': return `sign(${a})`;
+    case 'Softplus': return `select(log(1.0 + exp(${a})), ${a}, ${a} > 20.0)`;
+    case 'Softsign': return `(${a} / (1.0 + abs(${a})))`;
+    case 'Elu': return `select(${lit(attributes.alpha ?? 1)} * (exp(${a}) - 1.0), ${a}, ${a} >= 0.0)`;
+    case 'Celu': {
+      const alpha = lit(attributes.alpha ?? 1);
+      return `(max(0.0, ${a}) + min(0.0, ${alpha} * (exp(${a} / ${alpha}) - 1.0)))`;
+    }
+    case 'Selu': {
+      const alpha = lit(attributes.alpha ?? 1.67326319217681884765625);
+      const gamma = lit(attributes.gamma ?? 1.05070102214813232421875);
+      return `(${gamma} * select(${alpha} * (exp(${a}) - 1.0), ${a}, ${a} > 0.0))`;
+    }
+    case 'Mish': return `(${a} * er_tanh(select(log(1.0 + exp(${a})), ${a}, ${a} > 20.0)))`;
+    case 'Not': return `(1u - ${a})`;
+    case 'And': return `(${a} & ${b})`;
+    case 'Or': return `(${a} | ${b})`;
+    case 'Xor': return `(${a} ^ ${b})`;
+    case 'Equal': return `u32(${a} == ${b})`;
+    case 'Less': return `u32(${a} < ${b})`;
+    case 'Greater': return `u32(${a} > ${b})`;
+    case 'LessOrEqual': return `u32(${a} <= ${b})`;
+    case 'GreaterOrEqual': return `u32(${a} >= ${b})`;
+    case 'Where': return `select(${c}, ${b}, ${a} != 0u)`;
+    case 'IsNaN': return `u32(${a} != ${a})`;
+    case 'IsInf': {
+      const pos = attributes.detect_positive ?? 1;
+      const neg = attributes.detect_negative ?? 1;
+      const parts: string[] = [];
+      if (pos) parts.push(`${a} == bitcast<f32>(0x7f800000u)`);
+      if (neg) parts.push(`${a} == bitcast<f32>(0xff800000u)`);
+      return parts.length ? `u32(${parts.join(' || ')})` : '0u';
+    }
+    case 'Identity': return a;
+    case 'Cast': return castExpression(a, t, outType);
+    default:
+      throw new EdgerunError('EDGERUN_ERR_UNSUPPORTED_OP', `no WGSL expression for elementwise op '${opType}'`, { opType });
+  }
+}
+
+export function castExpression(value: string, from: WgslScalar, to: WgslScalar): string {
+  if (from === to) return value;
+  if (to === 'u32') return `u32(${value} != ${from === 'f32' ? '0.0' : from === 'i32' ? '0' : '0u'})`;
+  if (to === 'i32' && from === 'f32') {
+    // WGSL's i32(f32) is implementation-defined out of range: clamp first; NaN becomes 0
+    return `select(i32(clamp(${value}, -2147483648.0, 2147483520.0)), 0, ${value} != ${value})`;
+  }
+  return `${to}(${value})`;
+}
+
+/**
+ * Render a program as WGSL statements. `inputs[i]` is the expression (and type) of program input i.
+ * Returns statements defining `${prefix}_s<j>` for every step and the name of the result variable.
+ */
+export function renderElementwiseProgram(
+  program: ElementwiseProgram,
+  inputs: { expr: string; type: WgslScalar }[],
+  prefix: string,
+): { statements: string; result: string; type: WgslScalar } {
+  const lines: string[] = [];
+  const stepTypes: WgslScalar[] = [];
+  const resolve = (arg: ElementwiseArg, expected: WgslScalar): { expr: string; type: WgslScalar } => {
+    if ('input' in arg) {
+      const input = inputs[arg.input];
+      if (!input) throw new EdgerunError('EDGERUN_ERR_ONNX_INVALID', `elementwise program refers to missing input ${arg.input}`);
+      return input;
+    }
+    if ('step' in arg) return { expr: `${prefix}_s${arg.step}`, type: stepTypes[arg.step] };
+    return { expr: wgslLiteral(arg.literal, expected), type: expected };
+  };
+  program.steps.forEach((step, index) => {
+    const outType = wgslType(step.dtype);
+    // literals take the type of the first non-literal argument (or the output type)
+    const firstTyped = step.args.find((arg) => !('literal' in arg));
+    const argType = firstTyped ? resolve(firstTyped, outType).type : outType;
+    const resolved = step.args.map((arg, position) => {
+      const expected = step.opType === 'Where' && position === 0 ? 'u32' : argType;
+      return resolve(arg, step.opType === 'Where' && position > 0 && 'literal' in arg ? outType : expected);
+    });
+    const expr = elementwiseExpression(step.opType, resolved.map((r) => r.expr), resolved.map((r) => step.opType === 'Where' ? r.type : r.type), step.attributes, outType);
+    stepTypes.push(outType);
+    lines.push(`let ${prefix}_s${index}: ${outType} = ${expr};`);
+  });
+  return { statements: lines.join('\n'), result: `${prefix}_s${program.result}`, type: stepTypes[program.result] };
+}
+
+/** Apply an optional epilogue to a producer's f32 value. */
+export function renderEpilogue(
+  epilogue: ElementwiseProgram | undefined,
+  value: string,
+  prefix = 'ep',
+): { statements: string; result: string } {
+  if (!epilogue) return { statements: '', result: value };
+  const rendered = renderElementwiseProgram(epilogue, [{ expr: value, type: 'f32' }], prefix);
+  return { statements: rendered.statements, result: rendered.result };
+}
+
+/** A stable text form of a program, for specialisation keys. */
+export function elementwiseProgramKey(program: ElementwiseProgram | undefined): string {
+  if (!program) return '';
+  return program.steps.map((s) => `${s.opType}(${s.args.map((a) => ('input' in a ? `i${a.input}` : 'step' in a ? `s${a.step}` : `${a.literal}`)).join(',')};${Object.entries(s.attributes).sort().map(([k, v]) => `${k}=${v}`).join(',')})->${s.dtype}`).join('|') + `=>${program.result}`;
+}

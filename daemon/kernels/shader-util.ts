@@ -1,0 +1,93 @@
+/** Small WGSL building blocks shared by the op files, so each op file writes only its body. */
+import type { WgslScalar } from './elementwise-expr.ts';
+
+export interface LinearDispatch {
+  workgroups: [number, number, number];
+  /** WGSL statements (inside main) that define `idx: u32` and return when it is past `total`. */
+  prologue: string;
+}
+
+/**
+ * Spread `total` invocations of `workgroupSize` over x and y so no dimension exceeds `maxPerDimension`.
+ * main must declare `@builtin(global_invocation_id) gid: vec3<u32>`.
+ */
+export function linearDispatch(total: number, workgroupSize: number, maxPerDimension = 65535): LinearDispatch {
+  const groups = Math.max(1, Math.ceil(total / workgroupSize));
+  const x = Math.min(groups, maxPerDimension);
+  const y = Math.ceil(groups / x);
+  const rowStride = x * workgroupSize;
+  const prologue = y > 1
+    ? `let idx = gid.x + gid.y * ${rowStride}u;\n  if (idx >= ${total}u) { return; }`
+    : `let idx = gid.x;\n  if (idx >= ${total}u) { return; }`;
+  return { workgroups: [x, y, 1], prologue };
+}
+
+export type Access = 'read' | 'read_write';
+
+export function storageBinding(binding: number, name: string, type: WgslScalar | 'vec4<f32>', access: Access): string {
+  return `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${type}>;`;
+}
+
+/** Row-major strides of a shape. */
+export function stridesOf(shape: readonly number[]): number[] {
+  const strides = new Array<number>(shape.length);
+  let stride = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = stride;
+    stride *= shape[i];
+  }
+  return strides;
+}
+
+/**
+ * WGSL statements that decompose the flat output index `idx` into per-dimension coordinates
+ * `${prefix}0 … ${prefix}{rank-1}` (as u32) for a shape baked into the shader.
+ */
+export function unravelIndex(shape: readonly number[], index = 'idx', prefix = 'c'): string {
+  const strides = stridesOf(shape);
+  const lines: string[] = [];
+  if (shape.length === 0) return '';
+  lines.push(`var rem_${prefix} = ${index};`);
+  for (let d = 0; d < shape.length; d++) {
+    if (d === shape.length - 1) {
+      lines.push(`let ${prefix}${d} = rem_${prefix};`);
+    } else {
+      lines.push(`let ${prefix}${d} = rem_${prefix} / ${strides[d]}u;`);
+      lines.push(`rem_${prefix} = rem_${prefix} - ${prefix}${d} * ${strides[d]}u;`);
+    }
+  }
+  return lines.join('\n  ');
+}
+
+/**
+ * The WGSL expression of the flat index into an input of `inputShape` broadcast to `outputShape`, given
+ * output coordinates `${prefix}<d>` (from unravelIndex). Broadcast dims (size 1) contribute nothing.
+ */
+export function broadcastIndex(inputShape: readonly number[], outputShape: readonly number[], prefix = 'c'): string {
+  const offset = outputShape.length - inputShape.length;
+  const strides = stridesOf(inputShape);
+  const terms: string[] = [];
+  for (let d = 0; d < inputShape.length; d++) {
+    if (inputShape[d] === 1) continue;
+    const coord = `${prefix}${d + offset}`;
+    terms.push(strides[d] === 1 ? coord : `${coord} * ${strides[d]}u`);
+  }
+  return terms.length ? terms.join(' + ') : '0u';
+}
+
+/** NumPy-style broadcast of two or more shapes, or null when they are incompatible. */
+export function broadcastShapes(...shapes: (readonly number[])[]): number[] | null {
+  const rank = Math.max(0, ...shapes.map((s) => s.length));
+  const out = new Array<number>(rank).fill(1);
+  for (const shape of shapes) {
+    const offset = rank - shape.length;
+    for (let d = 0; d < shape.length; d++) {
+      const size = shape[d];
+      const current = out[d + offset];
+      if (size === current || size === 1) continue;
+      if (current === 1) out[d + offset] = size;
+      else return null;
+    }
+  }
+  return out;
+}
