@@ -37,13 +37,14 @@ export function findOp(domain: string, opType: string): OpDefinition | undefined
 
 /** The definition for a node, or EDGERUN_ERR_UNSUPPORTED_OP naming the node and op. */
 export function opFor(node: Node, opset: number): OpDefinition {
-  const op = findOp(node.domain, node.opType);
+  // Nodes synthesised by fusion passes (domain 'edgerun') may name a standard op, with its latest semantics.
+  const op = findOp(node.domain, node.opType) ?? (node.domain === 'edgerun' ? findOp('', node.opType) : undefined);
   if (!op) {
     throw new EdgerunError('EDGERUN_ERR_UNSUPPORTED_OP',
       `unsupported operator '${node.domain ? `${node.domain}.` : ''}${node.opType}' at node '${node.name}'`,
       { node: node.name, opType: node.opType, domain: node.domain });
   }
-  if (op.sinceVersion !== undefined && opset < op.sinceVersion) {
+  if (op.sinceVersion !== undefined && opset < op.sinceVersion && node.domain !== 'edgerun') {
     throw new EdgerunError('EDGERUN_ERR_UNSUPPORTED_OP',
       `operator '${node.opType}' at node '${node.name}' needs opset >= ${op.sinceVersion}, model uses ${opset}`,
       { node: node.name, opType: node.opType, opset });
