@@ -26,6 +26,8 @@ export interface SingleOpCase {
   attributes?: Record<string, AttrInput>;
   outputCount?: number;
   epilogue?: Epilogue;
+  /** Overrides of the adapter's capabilities seen by `build` (e.g. isCpu: false to run the GPU tiling here). */
+  device?: Partial<DeviceCaps>;
 }
 
 function toAttribute(value: AttrInput): AttributeValue {
@@ -65,12 +67,15 @@ export function opContextFor(c: SingleOpCase): OpContext {
 }
 
 let devicePromise: Promise<{ device: GPUDevice; caps: DeviceCaps }> | undefined;
+/** Held for the life of the process: dawn.node crashes at random later calls once the GPU instance is garbage collected. */
+let gpuInstance: GPU | undefined;
 
 export async function testDevice(): Promise<{ device: GPUDevice; caps: DeviceCaps }> {
   devicePromise ??= (async () => {
     process.env.XDG_RUNTIME_DIR ??= os.tmpdir();
     Object.assign(globalThis, globals);
     const gpu = create(['enable-dawn-features=allow_unsafe_apis,disable_robustness']);
+    gpuInstance = gpu;
     const adapter = await gpu.requestAdapter();
     if (!adapter) throw new Error('no WebGPU adapter: install mesa-vulkan-drivers >= 25 (see .ci/install-system.sh)');
     const features = [...adapter.features].filter((f) => ['shader-f16', 'subgroups', 'timestamp-query'].includes(f)) as GPUFeatureName[];
@@ -117,7 +122,7 @@ export async function buildSingleOp(c: SingleOpCase): Promise<{ programs: Kernel
   const ctx = opContextFor(c);
   const outputs = op.infer(ctx);
   const { caps } = await testDevice();
-  const buildCtx: BuildContext = { ...ctx, outputs, device: caps, ...(c.epilogue ? { epilogue: c.epilogue } : {}) };
+  const buildCtx: BuildContext = { ...ctx, outputs, device: { ...caps, ...c.device }, ...(c.epilogue ? { epilogue: c.epilogue } : {}) };
   return { programs: op.aliasesInput0 ? [] : op.build!(buildCtx), outputs };
 }
 
