@@ -23,7 +23,7 @@ async function main(request: Request): Promise<void> {
   Object.defineProperty(globalThis, 'navigator', { value: { gpu: create([]) }, configurable: true });
   // dawn.node rejects views of SharedArrayBuffers, which onnxruntime-web's wasm heap may be: copy them first.
   const writeBuffer = GPUQueue.prototype.writeBuffer;
-  GPUQueue.prototype.writeBuffer = function patched(this: GPUQueue, buffer: GPUBuffer, offset: number, data: BufferSource | SharedArrayBuffer, dataOffset?: number, size?: number) {
+  GPUQueue.prototype.writeBuffer = function patched(this: GPUQueue, buffer: GPUBuffer, offset: number, data: ArrayBuffer | ArrayBufferView | SharedArrayBuffer, dataOffset?: number, size?: number) {
     let source = data as ArrayBufferView | ArrayBuffer;
     if (ArrayBuffer.isView(source) && source.buffer instanceof SharedArrayBuffer) source = new Uint8Array(new Uint8Array(source.buffer, source.byteOffset, source.byteLength));
     else if (source instanceof SharedArrayBuffer) source = new Uint8Array(new Uint8Array(source));
@@ -31,7 +31,7 @@ async function main(request: Request): Promise<void> {
       const element = (data as ArrayBufferView & { BYTES_PER_ELEMENT?: number }).BYTES_PER_ELEMENT ?? 1;
       return writeBuffer.call(this, buffer, offset, source, (dataOffset ?? 0) * element, size === undefined ? undefined : size * element);
     }
-    return writeBuffer.call(this, buffer, offset, source as BufferSource, dataOffset, size);
+    return writeBuffer.call(this, buffer, offset, source as ArrayBuffer, dataOffset, size);
   } as typeof writeBuffer;
   const ort = await import('onnxruntime-web/webgpu');
   ort.env.logLevel = 'error';

@@ -1,0 +1,45 @@
+/** The `edgerun` command: dispatches to one file per subcommand. */
+import { EdgerunError, isEdgerunError } from '../errors.ts';
+
+export interface CliIO {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+type Command = (args: string[], io: CliIO) => Promise<number>;
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  run: { summary: 'run a model on .npy (or random) inputs and print outputs and timings', load: async () => (await import('./run.ts')).runCommand },
+  bench: { summary: 'benchmark a model: edgerun WebGPU vs onnxruntime-web WebGPU vs onnxruntime-node CPU', load: async () => (await import('./bench.ts')).benchCommand },
+  devices: { summary: 'list WebGPU adapters with their features and limits', load: async () => (await import('./devices.ts')).devicesCommand },
+};
+
+export function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return `usage: edgerun <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun 'edgerun <command> --help' for a command's options.\n`;
+}
+
+export async function main(argv: string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(usage());
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    io.stderr.write(`edgerun: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await (await command.load())(rest, io);
+  } catch (error) {
+    if (isEdgerunError(error)) {
+      io.stderr.write(`edgerun ${name}: ${error.code}: ${error.message}\n`);
+      return error.code === 'EDGERUN_ERR_CLI_USAGE' ? 2 : 1;
+    }
+    io.stderr.write(`edgerun ${name}: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
+    return 1;
+  }
+}
+
+export { EdgerunError };
