@@ -14,23 +14,48 @@ export function wgslType(dtype: DType): WgslScalar {
   return 'i32';
 }
 
-/** A WGSL literal of the given scalar type. Non-finite floats are spelled as bit casts. */
+/**
+ * A WGSL literal of the given scalar type. WGSL rejects NaN and infinities in constant expressions, so
+ * non-finite floats are spelled as a call of the helper `er_f32_bits` (a user function call is evaluated at
+ * run time): a module using them must include `elementwiseHelpers` of a program containing them, or
+ * `F32_BITS_HELPER`.
+ */
 export function wgslLiteral(value: number, type: WgslScalar): string {
   if (type === 'u32') return `${value !== 0 ? 1 : 0}u`;
   if (type === 'i32') {
     const v = Math.max(-2147483648, Math.min(2147483647, Math.trunc(value)));
     return v === -2147483648 ? 'i32(-2147483647 - 1)' : `i32(${v})`;
   }
-  if (Number.isNaN(value)) return 'bitcast<f32>(0x7fc00000u)';
-  if (value === Infinity) return 'bitcast<f32>(0x7f800000u)';
-  if (value === -Infinity) return 'bitcast<f32>(0xff800000u)';
+  if (Number.isNaN(value)) return 'er_f32_bits(0x7fc00000u)';
+  if (value === Infinity) return 'er_f32_bits(0x7f800000u)';
+  if (value === -Infinity) return 'er_f32_bits(0xff800000u)';
   if (Math.abs(value) > 3.4028234663852886e38) return value > 0 ? 'bitcast<f32>(0x7f7fffffu)' : 'bitcast<f32>(0xff7fffffu)';
   const text = Object.is(value, -0) ? '-0.0' : String(value);
   return `f32(${text.includes('.') || text.includes('e') ? text : `${text}.0`})`;
 }
 
+/** Reinterprets bits as f32 at run time (see wgslLiteral). */
+export const F32_BITS_HELPER = 'fn er_f32_bits(bits: u32) -> f32 { return bitcast<f32>(bits); }';
+
+/**
+ * NaN test on the bits: lavapipe's LLVM (and other drivers' fast-math) may fold `x != x` to false.
+ * Exported for kernels that must propagate NaN.
+ */
+export function isNanExpression(x: string): string {
+  return `((bitcast<u32>(${x}) & 0x7fffffffu) > 0x7f800000u)`;
+}
+
 /** WGSL helper functions an expression may call; emitted once per module by `elementwiseHelpers`. */
 const HELPERS: Record<string, string> = {
+  bits: F32_BITS_HELPER,
+  softplus: `fn er_softplus(x: f32) -> f32 {
+  // log1p(exp(x)) without losing the small exp(x) to 1 + exp(x) (Goldberg's log1p)
+  if (x > 20.0) { return x; }
+  let e = exp(x);
+  let u = 1.0 + e;
+  if (u == 1.0) { return e; }
+  return log(u) * (e / (u - 1.0));
+}`,
   erf: `fn er_erf(x: f32) -> f32 {
   // Abramowitz–Stegun 7.1.26 refined (max abs error 1.5e-7)
   let s = sign(x);
@@ -40,10 +65,20 @@ const HELPERS: Record<string, string> = {
   return s * y;
 }`,
   tanh: `fn er_tanh(x: f32) -> f32 {
-  // tanh via exp of a clamped argument: the builtin overflows to NaN for |x| > ~44 on some drivers
-  let c = clamp(x, -15.0, 15.0);
-  let e = exp(2.0 * c);
-  return (e - 1.0) / (e + 1.0);
+  // the rational approximation onnxruntime's MLAS uses: accurate in relative terms near 0 (where
+  // (e^2x - 1) / (e^2x + 1) cancels) and free of the overflow of some drivers' builtin for large |x|
+  let c = clamp(x, -9.0, 9.0);
+  let c2 = c * c;
+  var p = c2 * -2.76076847742355e-16 + 2.00018790482477e-13;
+  p = c2 * p + -8.60467152213735e-11;
+  p = c2 * p + 5.12229709037114e-08;
+  p = c2 * p + 1.48572235717979e-05;
+  p = c2 * p + 6.37261928875436e-04;
+  p = c2 * p + 4.89352455891786e-03;
+  var q = c2 * 1.19825839466702e-06 + 1.18534705686654e-04;
+  q = c2 * q + 2.26843463243900e-03;
+  q = c2 * q + 4.89352518554385e-03;
+  return c * p / q;
 }`,
   sigmoid: `fn er_sigmoid(x: f32) -> f32 {
   // stable for large |x|
@@ -53,11 +88,12 @@ const HELPERS: Record<string, string> = {
 }`,
   pow: `fn er_pow(a: f32, b: f32) -> f32 {
   // ONNX Pow follows C pow(): negative bases with integral exponents are defined
+  if (b == 0.0) { return 1.0; }
   if (b == 2.0) { return a * a; }
   if (b == 1.0) { return a; }
   if (b == 0.5) { return sqrt(a); }
   if (a >= 0.0) { return pow(a, b); }
-  if (floor(b) != b) { return bitcast<f32>(0x7fc00000u); }
+  if (floor(b) != b) { return er_f32_bits(0x7fc00000u); }
   let m = pow(-a, b);
   if (fract(b * 0.5) != 0.0) { return -m; }
   return m;
@@ -87,6 +123,8 @@ export function elementwiseHelpers(programs: (ElementwiseProgram | undefined)[])
     if (!program) continue;
     for (const step of program.steps) {
       for (const helper of helpersFor(step.opType, step.attributes)) needed.add(helper);
+      const numbers = [...Object.values(step.attributes), ...step.args.flatMap((arg) => ('literal' in arg ? [arg.literal] : []))];
+      if (numbers.some((value) => !Number.isFinite(value))) needed.add('bits');
     }
   }
   return [...needed].sort().map((name) => HELPERS[name]).join('\n');
@@ -96,8 +134,10 @@ function helpersFor(opType: string, attributes: Record<string, number>): string[
   switch (opType) {
     case 'Erf': case 'Gelu': return ['erf', 'tanh'];
     case 'Tanh': return ['tanh'];
+    case 'Mish': return ['tanh', 'softplus'];
+    case 'Softplus': return ['softplus'];
     case 'Sigmoid': case 'Swish': case 'SiLU': return ['sigmoid'];
-    case 'Pow': return ['pow'];
+    case 'Pow': return ['pow', 'bits'];
     case 'Round': return ['round'];
     case 'Mod': return attributes.fmod ? ['fmod'] : ['imod', 'fmodpy'];
     default: return [];
@@ -131,7 +171,8 @@ export function elementwiseExpression(
     case 'Sub': return `(${a} - ${b})`;
     case 'Mul': return `(${a} * ${b})`;
     case 'Div': return t === 'i32' ? `select(0, ${a} / ${b}, ${b} != 0)` : `(${a} / ${b})`;
-    case 'Pow': return t === 'f32' ? `er_pow(${a}, f32(${b}))` : `i32(round(pow(f32(${a}), f32(${b}))))`;
+    // integer Pow goes through the f32 helper so that negative bases with integral exponents stay defined
+    case 'Pow': return t === 'f32' ? `er_pow(${a}, f32(${b}))` : `i32(round(er_pow(f32(${a}), f32(${b}))))`;
     case 'Max': return `max(${a}, ${b})`;
     case 'Min': return `min(${a}, ${b})`;
     case 'Mod':
@@ -152,7 +193,7 @@ export function elementwiseExpression(
       if (lo !== -Infinity) e = `max(${e}, ${lit(lo)})`;
       if (hi !== Infinity) e = `min(${e}, ${lit(hi)})`;
       // Clip propagates NaN like max/min do not guarantee: keep NaN explicitly for floats
-      return t === 'f32' ? `select(${e}, ${a}, ${a} != ${a})` : e;
+      return t === 'f32' ? `select(${e}, ${a}, ${isNanExpression(a)})` : e;
     }
     case 'Tanh': return `er_tanh(${a})`;
     case 'Erf': return `er_erf(${a})`;
@@ -172,7 +213,7 @@ export function elementwiseExpression(
     case 'Sin': return `sin(${a})`;
     case 'Cos': return `cos(${a})`;
     case 'Sign': return `sign(${a})`;
-    case 'Softplus': return `select(log(1.0 + exp(${a})), ${a}, ${a} > 20.0)`;
+    case 'Softplus': return `er_softplus(${a})`;
     case 'Softsign': return `(${a} / (1.0 + abs(${a})))`;
     case 'Elu': return `select(${lit(attributes.alpha ?? 1)} * (exp(${a}) - 1.0), ${a}, ${a} >= 0.0)`;
     case 'Celu': {
@@ -184,7 +225,7 @@ export function elementwiseExpression(
       const gamma = lit(attributes.gamma ?? 1.05070102214813232421875);
       return `(${gamma} * select(${alpha} * (exp(${a}) - 1.0), ${a}, ${a} > 0.0))`;
     }
-    case 'Mish': return `(${a} * er_tanh(select(log(1.0 + exp(${a})), ${a}, ${a} > 20.0)))`;
+    case 'Mish': return `(${a} * er_tanh(er_softplus(${a})))`;
     case 'Not': return `(1u - ${a})`;
     case 'And': return `(${a} & ${b})`;
     case 'Or': return `(${a} | ${b})`;
@@ -195,17 +236,17 @@ export function elementwiseExpression(
     case 'LessOrEqual': return `u32(${a} <= ${b})`;
     case 'GreaterOrEqual': return `u32(${a} >= ${b})`;
     case 'Where': return `select(${c}, ${b}, ${a} != 0u)`;
-    case 'IsNaN': return `u32(${a} != ${a})`;
+    case 'IsNaN': return `u32${isNanExpression(a)}`;
     case 'IsInf': {
       const pos = attributes.detect_positive ?? 1;
       const neg = attributes.detect_negative ?? 1;
       const parts: string[] = [];
-      if (pos) parts.push(`${a} == bitcast<f32>(0x7f800000u)`);
-      if (neg) parts.push(`${a} == bitcast<f32>(0xff800000u)`);
+      if (pos) parts.push(`bitcast<u32>(${a}) == 0x7f800000u`);
+      if (neg) parts.push(`bitcast<u32>(${a}) == 0xff800000u`);
       return parts.length ? `u32(${parts.join(' || ')})` : '0u';
     }
     case 'Identity': return a;
-    case 'Cast': return castExpression(a, t, outType);
+    case 'Cast': return narrowInteger(castExpression(a, t, outType), attributes.to);
     default:
       throw new EdgerunError('EDGERUN_ERR_UNSUPPORTED_OP', `no WGSL expression for elementwise op '${opType}'`, { opType });
   }
@@ -216,9 +257,25 @@ export function castExpression(value: string, from: WgslScalar, to: WgslScalar):
   if (to === 'u32') return `u32(${value} != ${from === 'f32' ? '0.0' : from === 'i32' ? '0' : '0u'})`;
   if (to === 'i32' && from === 'f32') {
     // WGSL's i32(f32) is implementation-defined out of range: clamp first; NaN becomes 0
-    return `select(i32(clamp(${value}, -2147483648.0, 2147483520.0)), 0, ${value} != ${value})`;
+    return `select(i32(clamp(${value}, -2147483648.0, 2147483520.0)), 0, ${isNanExpression(value)})`;
   }
   return `${to}(${value})`;
+}
+
+/**
+ * ONNX TensorProto.DataType numbers of the integer types narrower than their i32 storage: a Cast to them
+ * wraps like C's static_cast (e.g. 300 → uint8 44), so the stored i32 must be wrapped too.
+ */
+const NARROW_INTEGER_BITS: Record<number, { bits: number; signed: boolean }> = {
+  2: { bits: 8, signed: false }, 3: { bits: 8, signed: true }, 4: { bits: 16, signed: false }, 5: { bits: 16, signed: true },
+};
+
+function narrowInteger(value: string, to: number | undefined): string {
+  const narrow = to === undefined ? undefined : NARROW_INTEGER_BITS[to];
+  if (!narrow) return value;
+  if (!narrow.signed) return `(${value} & ${(1 << narrow.bits) - 1})`;
+  const shift = 32 - narrow.bits;
+  return `((${value} << ${shift}u) >> ${shift}u)`;
 }
 
 /**

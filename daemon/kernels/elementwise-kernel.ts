@@ -1,0 +1,134 @@
+/**
+ * The one GPU kernel behind every elementwise node, fused chain and broadcast copy (Expand): each invocation
+ * loads every input once (at its broadcast index), evaluates the program and stores the result.
+ *
+ * Shapes are coalesced first: size-1 output dims are dropped and neighbouring dims merged when every input
+ * either spans both or broadcasts over both, so `[1,64,56,56] + [64,1,1]` indexes as `[64,3136] + [64,1]`
+ * (one division instead of three). When the innermost coalesced dim is a multiple of 4, each invocation
+ * handles 4 consecutive elements: inputs that span that dim are read as vec4, inputs broadcast over it are
+ * read once, and the output is stored as one vec4.
+ */
+import { elementCount, type TensorType } from '../graph/ir.ts';
+import { elementwiseHelpers, elementwiseProgramKey, renderElementwiseProgram, wgslType } from './elementwise-expr.ts';
+import { broadcastIndex, linearDispatch, unravelIndex } from './shader-util.ts';
+import type { DeviceCaps, ElementwiseProgram, KernelProgram } from './types.ts';
+
+export interface CoalescedBroadcast {
+  /** The output's coalesced dims (empty for a single element). */
+  outShape: number[];
+  /** Per input: its coalesced shape, same rank as outShape, 1 where it broadcasts. */
+  inputShapes: number[][];
+}
+
+/** Drops size-1 output dims and merges neighbouring dims with the same broadcast pattern in every input. */
+export function coalesceBroadcast(inputShapes: readonly (readonly number[])[], outShape: readonly number[]): CoalescedBroadcast {
+  const rank = outShape.length;
+  const aligned = inputShapes.map((shape) => [...new Array<number>(rank - shape.length).fill(1), ...shape]);
+  const dims: number[] = [];
+  const patterns: boolean[][] = [];
+  for (let d = 0; d < rank; d++) {
+    if (outShape[d] === 1) continue;
+    const spans = aligned.map((shape) => shape[d] !== 1);
+    const last = patterns[patterns.length - 1];
+    if (last && last.every((value, i) => value === spans[i])) {
+      dims[dims.length - 1] *= outShape[d];
+    } else {
+      dims.push(outShape[d]);
+      patterns.push(spans);
+    }
+  }
+  return {
+    outShape: dims,
+    inputShapes: inputShapes.map((_, i) => dims.map((size, d) => (patterns[d][i] ? size : 1))),
+  };
+}
+
+export interface ElementwiseKernelSpec {
+  /** Readable label for errors and dumps (not part of the code or key). */
+  label: string;
+  program: ElementwiseProgram;
+  /** The program's inputs, bound in this order as bindings 0..n-1 (node inputs `inputIndices[i]`). */
+  inputs: TensorType[];
+  inputIndices: number[];
+  output: TensorType;
+  device: DeviceCaps;
+}
+
+const WORKGROUP_SIZE = 64;
+
+/** Builds the kernel; returns null when the output is empty (nothing to dispatch). */
+export function buildElementwiseKernel(spec: ElementwiseKernelSpec): KernelProgram | null {
+  const total = elementCount(spec.output.shape);
+  if (total === 0) return null;
+  const coalesced = coalesceBroadcast(spec.inputs.map((t) => t.shape), spec.output.shape);
+  const rank = coalesced.outShape.length;
+  const inner = rank ? coalesced.outShape[rank - 1] : 1;
+  const width = inner % 4 === 0 ? 4 : 1;
+  const unitShape = rank ? [...coalesced.outShape.slice(0, -1), inner / width] : [];
+  const units = total / width;
+
+  const inputTypes = spec.inputs.map((t) => wgslType(t.dtype));
+  const outType = wgslType(spec.output.dtype);
+  // a vector input spans the innermost dim; every other input is read once per invocation
+  const vector = coalesced.inputShapes.map((shape) => width === 4 && shape[rank - 1] !== 1);
+  const declarations: string[] = [];
+  const loads: string[] = [];
+  const spansAll = (shape: number[]) => shape.every((d, k) => d === coalesced.outShape[k]);
+  const isScalar = (shape: number[]) => elementCount(shape) === 1;
+  // only inputs that broadcast over some dims (but not all) need the output coordinates
+  const needsCoordinates = coalesced.inputShapes.some((shape) => !isScalar(shape) && !spansAll(shape));
+  spec.inputs.forEach((_, i) => {
+    const type = vector[i] ? `vec4<${inputTypes[i]}>` : inputTypes[i];
+    declarations.push(`@group(0) @binding(${i}) var<storage, read> input${i}: array<${type}>;`);
+    const shape = coalesced.inputShapes[i];
+    let index: string;
+    if (isScalar(shape)) index = '0u';
+    else if (spansAll(shape)) index = 'idx';
+    else index = broadcastIndex(vector[i] ? [...shape.slice(0, -1), shape[rank - 1] / 4] : shape, unitShape);
+    loads.push(`let v${i} = input${i}[${index}];`);
+  });
+  const outputVector = width === 4 ? `vec4<${outType}>` : outType;
+  declarations.push(`@group(0) @binding(${spec.inputs.length}) var<storage, read_write> output: array<${outputVector}>;`);
+
+  const lanes = width === 4 ? ['x', 'y', 'z', 'w'] : [''];
+  const laneResults: string[] = [];
+  const laneStatements: string[] = [];
+  lanes.forEach((lane, k) => {
+    const rendered = renderElementwiseProgram(
+      spec.program,
+      inputTypes.map((type, i) => ({ expr: vector[i] ? `v${i}.${lane}` : `v${i}`, type })),
+      `l${k}`,
+    );
+    laneStatements.push(rendered.statements);
+    laneResults.push(rendered.result);
+  });
+  const store = width === 4 ? `output[idx] = vec4<${outType}>(${laneResults.join(', ')});` : `output[idx] = ${laneResults[0]};`;
+  const dispatch = linearDispatch(units, WORKGROUP_SIZE, spec.device.limits.maxComputeWorkgroupsPerDimension);
+  const code = [
+    ...declarations,
+    elementwiseHelpers([spec.program]),
+    `@compute @workgroup_size(${WORKGROUP_SIZE})`,
+    'fn main(@builtin(global_invocation_id) gid: vec3<u32>) {',
+    `  ${dispatch.prologue}`,
+    needsCoordinates ? `  ${unravelIndex(unitShape)}` : '',
+    ...loads.map((line) => `  ${line}`),
+    ...laneStatements.flatMap((block) => block.split('\n').map((line) => `  ${line}`)),
+    `  ${store}`,
+    '}',
+    '',
+  ].filter((line) => line !== '').join('\n');
+  const key = [
+    'elementwise',
+    `wg${WORKGROUP_SIZE}x${dispatch.workgroups.join('x')}`,
+    elementwiseProgramKey(spec.program),
+    `in:${coalesced.inputShapes.map((shape, i) => `${inputTypes[i]}[${shape}]${vector[i] ? 'v' : ''}`).join(';')}`,
+    `out:${outType}[${coalesced.outShape}]w${width}`,
+  ].join('|');
+  return {
+    label: spec.label,
+    key,
+    code,
+    workgroups: dispatch.workgroups,
+    bindings: [...spec.inputIndices.map((index) => ({ kind: 'input' as const, index })), { kind: 'output', index: 0 }],
+  };
+}
