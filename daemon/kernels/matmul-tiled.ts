@@ -16,11 +16,11 @@ function label(p: MatMulProblem, variant: string): string {
   return `${p.opType} ${variant} ${p.batchShape.length ? `[${p.batchShape}]×` : ''}${p.M}x${p.K}x${p.N} (${p.node})`;
 }
 
-/** WGSL statements storing acc0..acc3 (rows row..row+3, columns col..col+3) with bounds checks where needed. */
-function storeBlock(p: MatMulProblem): string {
+/** WGSL statements storing acc0..acc{rows-1} (rows row.., columns col..col+3) with bounds checks where needed. */
+function storeBlock(p: MatMulProblem, rows: number): string {
   const lines: string[] = [];
-  for (let r = 0; r < 4; r++) {
-    const rowGuard = p.M % 4 === 0 ? '' : `if (row + ${r}u < ${p.M}u) `;
+  for (let r = 0; r < rows; r++) {
+    const rowGuard = p.M % rows === 0 ? '' : `if (row + ${r}u < ${p.M}u) `;
     const stores: string[] = [];
     for (let j = 0; j < 4; j++) {
       const column = `col + ${j}u`;
@@ -33,16 +33,27 @@ function storeBlock(p: MatMulProblem): string {
   return lines.join('\n  ');
 }
 
-export function registerTiledProgram(p: MatMulProblem, maxPerDimension: number): KernelProgram {
+export interface RegisterTiling {
+  /** Output rows per invocation (each row is one vec4 accumulator of 4 columns). */
+  rows: number;
+  /** Workgroup size along columns (x) and rows (y). */
+  workgroup: [number, number];
+}
+
+export const DEFAULT_REGISTER_TILING: RegisterTiling = { rows: 4, workgroup: [8, 8] };
+
+export function registerTiledProgram(p: MatMulProblem, maxPerDimension: number, tiling = DEFAULT_REGISTER_TILING): KernelProgram {
   const { M, K, N, a, b } = p;
+  const { rows, workgroup } = tiling;
   const aVec4 = a.vec4;
   const bVec4 = b.vec4;
   const { declarations, bindings } = matmulBindings(p, aVec4, bVec4);
   const batches = batchCount(p, maxPerDimension);
   const k4 = K - (K % 4);
+  const rowIndices = Array.from({ length: rows }, (_, r) => r);
   const lines: string[] = [];
   // rows past M are clamped to M-1: their loads stay inside A and their results are never stored
-  for (let r = 0; r < 4; r++) {
+  for (const r of rowIndices) {
     const row = r === 0 ? 'row' : `min(row + ${r}u, ${M - 1}u)`;
     lines.push(`let aRow${r} = aBase + ${row} * ${a.rowStride}u;`);
   }
@@ -59,18 +70,17 @@ export function registerTiledProgram(p: MatMulProblem, maxPerDimension: number):
     : `vec4<f32>(${[0, 1, 2, 3].map((j) => `b[bBase + (${k}) * ${b.rowStride}u + bCol${j}]`).join(', ')})`;
   const accumulate: string[] = [];
   for (let i = 0; i < 4; i++) accumulate.push(`let w${i} = ${loadB(`k + ${i}u`)};`);
-  for (let r = 0; r < 4; r++) {
+  for (const r of rowIndices) {
     accumulate.push(`let x${r} = ${loadA(r, 'k')};`);
     accumulate.push(`acc${r} = acc${r} + x${r}.x * w0 + x${r}.y * w1 + x${r}.z * w2 + x${r}.w * w3;`);
   }
   const mainLoop = k4 > 0
     ? `for (var k = 0u; k < ${k4}u; k = k + 4u) {\n    ${accumulate.join('\n    ')}\n  }`
     : '';
-  const tailBody = [`let w = ${loadB('k')};`, ...[0, 1, 2, 3].map((r) => `acc${r} = acc${r} + ${scalarA(r, 'k')} * w;`)];
+  const tailBody = [`let w = ${loadB('k')};`, ...rowIndices.map((r) => `acc${r} = acc${r} + ${scalarA(r, 'k')} * w;`)];
   const tail = K % 4
     ? `for (var k = ${k4}u; k < ${K}u; k = k + 1u) {\n    ${tailBody.join('\n    ')}\n  }`
     : '';
-  const workgroup = [8, 8];
   const code = `${declarations}
 
 ${finishFunction(p)}
@@ -78,27 +88,24 @@ ${finishFunction(p)}
 @compute @workgroup_size(${workgroup[0]}, ${workgroup[1]}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let col = gid.x * 4u;
-  let row = gid.y * 4u;
+  let row = gid.y * ${rows}u;
   if (col >= ${N}u || row >= ${M}u) { return; }
   let batch = gid.z;
   let aBase = ${batchOffset(p.batchShape, a, 'batch')};
   let bBase = ${batchOffset(p.batchShape, b, 'batch')};
   let yBase = batch * ${M * N}u;
   ${lines.join('\n  ')}
-  var acc0 = vec4<f32>(0.0);
-  var acc1 = vec4<f32>(0.0);
-  var acc2 = vec4<f32>(0.0);
-  var acc3 = vec4<f32>(0.0);
+  ${rowIndices.map((r) => `var acc${r} = vec4<f32>(0.0);`).join('\n  ')}
   ${mainLoop}
   ${tail}
-  ${storeBlock(p)}
+  ${storeBlock(p, rows)}
 }
 `;
   return {
-    label: label(p, 'tiled4x4'),
-    key: matmulKey(p, `tiled4x4 wg${workgroup.join('x')}`),
+    label: label(p, `tiled${rows}x4`),
+    key: matmulKey(p, `tiled${rows}x4 wg${workgroup.join('x')}`),
     code,
-    workgroups: [Math.ceil(N / 4 / workgroup[0]), Math.ceil(M / 4 / workgroup[1]), batches],
+    workgroups: [Math.ceil(N / 4 / workgroup[0]), Math.ceil(M / rows / workgroup[1]), batches],
     bindings,
   };
 }
@@ -170,7 +177,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let row = tileRow + lid.y * 4u;
   let col = tileCol + lid.x * 4u;
   if (row >= ${M}u || col >= ${N}u) { return; }
-  ${storeBlock(p)}
+  ${storeBlock(p, 4)}
 }
 `;
   return {
