@@ -8,6 +8,7 @@
 import os from 'node:os';
 import { create } from 'webgpu';
 import { EdgerunError } from '../errors.ts';
+import { dawnPromise } from './dawn-promises.ts';
 import { CPU_ADAPTER_TOGGLES, type AdapterReport, type RuntimeOptions, type SerializedDeviceCaps } from './protocol.ts';
 
 process.env.XDG_RUNTIME_DIR ??= os.tmpdir();
@@ -47,7 +48,7 @@ interface ListedAdapter {
 
 export async function enumerateAdapterNames(): Promise<ListedAdapter[] | null> {
   try {
-    await create([`adapter=${NO_SUCH_ADAPTER}`]).requestAdapter();
+    await dawnPromise(create([`adapter=${NO_SUCH_ADAPTER}`]).requestAdapter());
   } catch (error) {
     const listed: ListedAdapter[] = [];
     for (const line of String((error as Error).message).split('\n')) {
@@ -88,12 +89,12 @@ export function describeAdapter(adapter: GPUAdapter, listed: ListedAdapter | nul
 export async function listAdapterReports(): Promise<AdapterReport[]> {
   const listed = await enumerateAdapterNames();
   if (listed === null) {
-    const adapter = await create([]).requestAdapter();
+    const adapter = await dawnPromise(create([]).requestAdapter());
     return adapter ? [describeAdapter(adapter, null, 0)] : [];
   }
   const reports: AdapterReport[] = [];
   for (const [index, entry] of listed.entries()) {
-    const adapter = await create([`backend=${entry.backend}`, `adapter=${entry.name}`]).requestAdapter().catch(() => null);
+    const adapter = await dawnPromise(create([`backend=${entry.backend}`, `adapter=${entry.name}`]).requestAdapter()).catch(() => null);
     if (adapter) reports.push(describeAdapter(adapter, entry, index));
   }
   return reports;
@@ -137,7 +138,7 @@ export async function selectAdapter(options: RuntimeOptions): Promise<SelectedAd
     const gpu = create([...flags, ...extra]);
     let adapter: GPUAdapter | null;
     try {
-      adapter = await gpu.requestAdapter(request);
+      adapter = await dawnPromise(gpu.requestAdapter(request));
     } catch (error) {
       throw new EdgerunError('EDGERUN_ERR_GPU_UNAVAILABLE', `no WebGPU adapter: ${(error as Error).message}`, { flags }, { cause: error });
     }
@@ -165,7 +166,7 @@ export async function openDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   const requiredLimits: Record<string, number> = {};
   for (const name of RAISED_LIMITS) requiredLimits[name] = Number((adapter.limits as unknown as Record<string, number>)[name]);
   try {
-    return await adapter.requestDevice({ label: 'edgerun', requiredFeatures, requiredLimits });
+    return await dawnPromise(adapter.requestDevice({ label: 'edgerun', requiredFeatures, requiredLimits }));
   } catch (error) {
     throw new EdgerunError('EDGERUN_ERR_GPU_UNAVAILABLE', `requestDevice failed: ${(error as Error).message}`, {}, { cause: error });
   }

@@ -115,6 +115,8 @@ export class GpuHost {
       this.ctx.pool.clear();
       this.ctx.pipelines.clear();
       this.device.destroy();
+      // Let Dawn deliver the loss callback now rather than into a thread that is exiting.
+      await Promise.race([this.device.lost, new Promise((resolve) => setTimeout(resolve, 2000))]);
     })();
     return this.closing;
   }

@@ -5,6 +5,7 @@
  * error into an EdgerunError naming what was being created.
  */
 import { EdgerunError } from '../errors.ts';
+import { dawnPromise } from './dawn-promises.ts';
 
 export interface ErrorSubject {
   /** What was being created or run, e.g. `shader module`, `pipeline`, `buffer`, `dispatch`. */
@@ -32,8 +33,8 @@ export async function captureErrorsUnthrown<T>(device: GPUDevice, subject: Error
   } catch (error) {
     thrown = error;
   }
-  const validation = device.popErrorScope();
-  const outOfMemory = device.popErrorScope();
+  const validation = dawnPromise(device.popErrorScope());
+  const outOfMemory = dawnPromise(device.popErrorScope());
   const [validationError, oomError] = await Promise.all([validation, outOfMemory]);
   const context = { label: subject.label, ...subject.context };
   if (oomError) {
@@ -61,7 +62,7 @@ export interface WgslDiagnostic {
  * its key and the first error's WGSL line (with the source line quoted), or returns the warnings.
  */
 export async function checkCompilation(module: GPUShaderModule, code: string, label: string, key: string): Promise<WgslDiagnostic[]> {
-  const info = await module.getCompilationInfo();
+  const info = await dawnPromise(module.getCompilationInfo());
   const diagnostics: WgslDiagnostic[] = info.messages.map((m) => ({ type: m.type, line: m.lineNum, column: m.linePos, message: m.message }));
   const firstError = diagnostics.find((d) => d.type === 'error');
   if (firstError) throw wgslError(firstError, diagnostics, code, label, key);

@@ -3,7 +3,7 @@
  * nothing but drive it; this side checks plans and inputs, sends them, and gets results back as
  * transferred ArrayBuffers. Everything expensive on the CPU (WGSL generation, tensor conversion) stays here.
  */
-import { EdgerunError } from '../errors.ts';
+import { EdgerunError, isEdgerunError } from '../errors.ts';
 import type { DeviceCaps } from '../kernels/types.ts';
 import { logger } from '../log.ts';
 import { checkInputs, checkPlan } from './plan-check.ts';
@@ -16,8 +16,11 @@ export { CPU_ADAPTER_TOGGLES } from './protocol.ts';
 
 const log = logger.child({ component: 'gpu' });
 
-/** How long close() waits for the GPU thread to finish queued work before terminating it anyway. */
-const CLOSE_GRACE_MS = 10_000;
+/**
+ * How long close() waits for the GPU thread to finish queued work and exit before terminating it anyway
+ * (which is only safe-ish: see thread-client.ts).
+ */
+const CLOSE_GRACE_MS = 30_000;
 
 export interface GpuRunOptions {
   /** Per-dispatch GPU timestamps when the adapter has timestamp-query (one pass per step), else wall time. */
@@ -79,7 +82,7 @@ export class GpuRuntime {
       const info = await thread.request<RuntimeInfo>({ op: 'init', options });
       return new GpuRuntime(thread, info);
     } catch (error) {
-      await thread.terminate();
+      await thread.shutdown('the GPU runtime failed to start', CLOSE_GRACE_MS);
       throw error;
     }
   }
@@ -110,25 +113,24 @@ export class GpuRuntime {
   close(): Promise<void> {
     this.closing ??= (async () => {
       for (const session of this.sessions) session.markClosed();
-      if (!this.thread.deadError) {
-        let timer: NodeJS.Timeout | undefined;
-        const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, CLOSE_GRACE_MS); });
-        await Promise.race([this.thread.request({ op: 'close' }).catch(() => undefined), grace]);
-        clearTimeout(timer);
-      }
-      await this.thread.terminate();
+      await this.thread.shutdown('the GPU runtime is closed', CLOSE_GRACE_MS);
     })();
     return this.closing;
   }
 
-  /** Diagnostics (and tests): ends the GPU thread abruptly, as a crash would. */
-  async debugTerminateThread(): Promise<void> {
-    await this.thread.terminate('the GPU thread was terminated');
+  /** Diagnostics (and tests): makes the GPU thread throw an uncaught exception, as a bug would; the runtime is then lost. */
+  async debugCrashThread(): Promise<void> {
+    await this.thread.request({ op: 'crash' }).catch((error: unknown) => {
+      if (!isEdgerunError(error, 'EDGERUN_ERR_GPU_LOST')) throw error;
+    });
   }
 
   /** Diagnostics (and tests): destroys the device, as a driver reset would; the runtime is then lost. */
   async debugDestroyDevice(): Promise<void> {
-    await this.thread.request({ op: 'destroyDevice' });
+    // The loss is reported as an event, usually before the reply: being lost is the expected outcome.
+    await this.thread.request({ op: 'destroyDevice' }).catch((error: unknown) => {
+      if (!isEdgerunError(error, 'EDGERUN_ERR_GPU_LOST')) throw error;
+    });
   }
 
   private assertOpen(): void {
@@ -182,7 +184,7 @@ export async function listAdapters(): Promise<AdapterReport[]> {
   try {
     return await thread.request<AdapterReport[]>({ op: 'listAdapters' });
   } finally {
-    await thread.terminate();
+    await thread.shutdown('adapter listing finished', CLOSE_GRACE_MS);
   }
 }
 

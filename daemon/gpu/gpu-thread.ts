@@ -6,6 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import { EdgerunError } from '../errors.ts';
 import { listAdapterReports } from './adapters.ts';
+import { drainDawnPromises } from './dawn-promises.ts';
 import { GpuHost } from './device-host.ts';
 import type { EventMessage, RequestMessage, ResponseMessage, SerializedError, ThreadRunResult } from './protocol.ts';
 
@@ -14,6 +15,10 @@ if (!port) throw new Error('gpu-thread.ts must run in a worker_thread (use GpuRu
 
 let host: GpuHost | null = null;
 let opening: Promise<GpuHost> | null = null;
+let exiting = false;
+
+/** How long the thread waits for Dawn to settle its promises before exiting anyway. */
+const DRAIN_MS = 5000;
 
 const emit = (event: EventMessage): void => port.postMessage(event);
 
@@ -49,14 +54,47 @@ async function handle(request: RequestMessage): Promise<{ value: unknown; transf
       return { value: requireHost().stats(), transfer: [] };
     case 'close':
       await host?.close();
+      setImmediate(() => void exitThread(0));
       return { value: null, transfer: [] };
     case 'destroyDevice':
       requireHost().destroyDevice();
       return { value: null, transfer: [] };
+    case 'crash':
+      setImmediate(() => { throw new Error('deliberate GPU thread crash (diagnostics)'); });
+      return { value: null, transfer: [] };
   }
 }
 
+/**
+ * The only way this thread ends: from here, between Dawn calls, once Dawn has no promise pending. Being
+ * terminated from outside while inside Dawn, or with a Dawn promise pending, aborts the whole process.
+ */
+async function exitThread(code: number): Promise<void> {
+  exiting = true;
+  await drainDawnPromises(DRAIN_MS);
+  process.exit(code);
+}
+
+/** A bug on this thread: report the runtime lost (the main thread rejects every call), then end cleanly. */
+function crashed(error: unknown): void {
+  if (exiting) return;
+  const message = `the GPU thread crashed: ${error instanceof Error ? error.message : String(error)}`;
+  emit({ kind: 'lost', reason: 'crashed', message });
+  try {
+    host?.destroyDevice();
+  } finally {
+    void exitThread(1);
+  }
+}
+process.on('uncaughtException', crashed);
+process.on('unhandledRejection', crashed);
+
 port.on('message', (request: RequestMessage) => {
+  if (exiting) {
+    const error = new EdgerunError('EDGERUN_ERR_GPU_LOST', 'the GPU thread is shutting down', {});
+    port.postMessage({ kind: 'response', id: request.id, ok: false, error: serialize(error) } satisfies ResponseMessage);
+    return;
+  }
   handle(request).then(
     ({ value, transfer }) => port.postMessage({ kind: 'response', id: request.id, ok: true, value } satisfies ResponseMessage, transfer),
     (error: unknown) => {

@@ -4,6 +4,8 @@
  * through afterSerial(n, release), which runs `release` once submission n and all before it have
  * completed on the GPU. Queue work completes in order, so one counter suffices.
  */
+import { dawnPromise } from './dawn-promises.ts';
+
 export class SubmissionTracker {
   private submitted = 0;
   private completed = 0;
@@ -24,7 +26,7 @@ export class SubmissionTracker {
   submit(commandBuffers: GPUCommandBuffer[]): number {
     this.queue.submit(commandBuffers);
     const serial = ++this.submitted;
-    this.queue.onSubmittedWorkDone().then(() => this.markCompleted(serial), () => this.markCompleted(serial));
+    dawnPromise(this.queue.onSubmittedWorkDone()).then(() => this.markCompleted(serial), () => this.markCompleted(serial));
     return serial;
   }
 

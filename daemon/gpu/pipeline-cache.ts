@@ -5,6 +5,7 @@
  * being compiled is awaited, not compiled twice.
  */
 import { EdgerunError } from '../errors.ts';
+import { dawnPromise } from './dawn-promises.ts';
 import { captureErrorsUnthrown, checkCompilation } from './error-scopes.ts';
 import type { PlannedPipeline } from './plan.ts';
 
@@ -92,7 +93,7 @@ export class PipelineCache {
     if (module) await checkCompilation(module, code, label, key);
     if (error || !module) throw error;
     try {
-      return await this.device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      return await dawnPromise(this.device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: 'main' } }));
     } catch (error) {
       throw new EdgerunError('EDGERUN_ERR_GPU_VALIDATION', `WebGPU rejected pipeline "${label}": ${(error as Error).message}`,
         { program: label, key }, { cause: error });

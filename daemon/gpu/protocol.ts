@@ -112,7 +112,9 @@ export type Request =
   | { op: 'dispose'; session: number }
   | { op: 'stats' }
   | { op: 'close' }
-  | { op: 'destroyDevice' };
+  | { op: 'destroyDevice' }
+  /** Diagnostics: an uncaught exception on the GPU thread. */
+  | { op: 'crash' };
 
 export type RequestMessage = Request & { id: number };
 

@@ -8,10 +8,11 @@
  */
 import { EdgerunError } from '../errors.ts';
 import { MAP_MODE_READ, READBACK_USAGE, STORAGE_USAGE, type BufferPool, type PooledBuffer } from './buffer-pool.ts';
-import { captureErrors } from './error-scopes.ts';
+import { dawnPromise } from './dawn-promises.ts';
+import { captureErrors, captureErrorsUnthrown } from './error-scopes.ts';
 import type { SubmissionTracker } from './lifetimes.ts';
 import type { PipelineCache } from './pipeline-cache.ts';
-import type { ExecutionPlan } from './plan.ts';
+import type { ExecutionPlan, PlannedStep } from './plan.ts';
 import type { SessionStats, ThreadRunResult } from './protocol.ts';
 import { TimestampProfiler } from './timestamp-profiler.ts';
 
@@ -129,19 +130,23 @@ export class SessionHost {
     const groups: GPUBindGroup[] = [];
     for (let start = 0; start < plan.steps.length; start += BIND_GROUP_BATCH) {
       const batch = plan.steps.slice(start, start + BIND_GROUP_BATCH);
-      const first = batch[0];
-      const created = await captureErrors(ctx.device,
-        { what: 'bind groups', label: `${first.node} (${plan.pipelines[first.pipeline].label}) and the ${batch.length - 1} steps after it`,
-          context: { node: first.node } },
-        () => batch.map((step) => {
-          let layout = layouts.get(step.pipeline);
-          if (!layout) layouts.set(step.pipeline, layout = pipelines[step.pipeline].getBindGroupLayout(0));
-          return ctx.device.createBindGroup({
-            label: `${step.node} (${plan.pipelines[step.pipeline].label})`,
-            layout,
-            entries: step.bindings.map((b, i) => ({ binding: i, resource: { buffer: buffers.get(b.buffer)!.buffer, offset: b.offset, size: b.size } })),
-          });
-        }));
+      const create = (step: PlannedStep): GPUBindGroup => {
+        let layout = layouts.get(step.pipeline);
+        if (!layout) layouts.set(step.pipeline, layout = pipelines[step.pipeline].getBindGroupLayout(0));
+        return ctx.device.createBindGroup({
+          label: `${step.node} (${plan.pipelines[step.pipeline].label})`,
+          layout,
+          entries: step.bindings.map((b, i) => ({ binding: i, resource: { buffer: buffers.get(b.buffer)!.buffer, offset: b.offset, size: b.size } })),
+        });
+      };
+      const subject = (step: PlannedStep) =>
+        ({ what: 'bind group of node', label: step.node, context: { node: step.node, program: plan.pipelines[step.pipeline].label } });
+      const { value: created, error } = await captureErrorsUnthrown(ctx.device, subject(batch[0]), () => batch.map(create));
+      if (error || !created) {
+        // Rare path: find the step at fault so the error names its node.
+        for (const step of batch) await captureErrors(ctx.device, subject(step), () => create(step));
+        throw error;
+      }
       groups.push(...created);
       if (start + BIND_GROUP_BATCH < plan.steps.length) await yieldToEventLoop();
     }
@@ -205,7 +210,7 @@ export class SessionHost {
         });
         profiler?.resolveInto(encoder, staging.buffer, this.outputBytes);
         const submitted = tracker.submit([encoder.finish()]);
-        mapped = staging.buffer.mapAsync(MAP_MODE_READ, 0, stagingBytes);
+        mapped = dawnPromise(staging.buffer.mapAsync(MAP_MODE_READ, 0, stagingBytes));
         return submitted;
       });
       await mapped;

@@ -2,6 +2,10 @@
  * The main thread's end of the GPU thread: spawns the worker, numbers requests, matches responses, and
  * turns a dead worker or a lost device into EDGERUN_ERR_GPU_LOST for every pending and later call (never
  * a hang). The worker is ref'd only while calls are pending, so an idle runtime does not keep a CLI alive.
+ *
+ * The thread is never ended with Worker.terminate() while it may be inside Dawn: a native call made while
+ * the isolate is terminating aborts the whole process (napi_throw fails → FATAL ERROR). shutdown() asks the
+ * thread to release everything and exit by itself; terminate() is the last resort for a hung thread.
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -46,6 +50,7 @@ export class GpuThreadClient {
   private nextId = 1;
   private dead: EdgerunError | null = null;
   private terminating: string | null = null;
+  private hasExited = false;
   private readonly exited: Promise<void>;
 
   private constructor(private readonly worker: Worker, private readonly onEvent: (event: EventMessage) => void) {
@@ -55,6 +60,7 @@ export class GpuThreadClient {
     worker.on('messageerror', (error) => this.fail(`a GPU thread message could not be decoded: ${error.message}`, error));
     this.exited = new Promise((resolve) => {
       worker.once('exit', (code) => {
+        this.hasExited = true;
         this.fail(this.terminating ?? `the GPU thread exited (code ${code})`);
         resolve();
       });
@@ -96,10 +102,24 @@ export class GpuThreadClient {
     for (const call of pending) call.reject(new EdgerunError('EDGERUN_ERR_GPU_LOST', `${this.dead.message} (during ${call.op})`, { op: call.op }));
   }
 
-  /** Ends the thread; pending calls fail with EDGERUN_ERR_GPU_LOST and `reason`. */
-  async terminate(reason = 'the GPU runtime is closed'): Promise<void> {
+  /**
+   * Asks the thread to finish queued work, free everything and exit; pending calls that remain then fail
+   * with EDGERUN_ERR_GPU_LOST and `reason`. Terminates it only if it has not exited after `graceMs`.
+   */
+  async shutdown(reason: string, graceMs: number): Promise<void> {
     this.terminating ??= reason;
-    await this.worker.terminate();
+    if (!this.hasExited) {
+      this.worker.ref();
+      // Sent outside request(): it must also reach a thread whose device is already lost. Its reply is ignored.
+      this.worker.postMessage({ op: 'close', id: 0 });
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        this.exited.then(() => false),
+        new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), graceMs); }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) await this.worker.terminate();
+    }
     await this.exited;
   }
 

@@ -110,3 +110,38 @@ export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
   return worst;
 }
+
+/** y[i] = the LCG x ↦ x·1664525 + 1013904223 (mod 2³²) applied `rounds` times to x[i]: exact, and as slow as wanted. */
+export function lcgRounds(elements: number, rounds: number): TinyPlan & { referenceU32(x: Uint32Array): Uint32Array } {
+  const bytes = elements * 4;
+  const code = `
+@group(0) @binding(0) var<storage, read> src: array<u32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x;
+  if (i >= arrayLength(&dst)) { return; }
+  var state = src[i];
+  for (var k = 0u; k < ${rounds}u; k++) { state = state * 1664525u + 1013904223u; }
+  dst[i] = state;
+}
+`;
+  const referenceU32 = (x: Uint32Array): Uint32Array => x.map((seed) => {
+    let state = seed;
+    for (let k = 0; k < rounds; k++) state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state;
+  });
+  return {
+    elements,
+    plan: {
+      pipelines: [{ key: `test.lcg.rounds${rounds}`, label: `lcg ${rounds} rounds (test)`, code }],
+      buffers: [{ id: 0, bytes }, { id: 1, bytes }],
+      constants: [],
+      steps: [{ pipeline: 0, bindings: [{ buffer: 0, offset: 0, size: bytes }, { buffer: 1, offset: 0, size: bytes }], workgroups: workgroupsFor(elements), node: 'lcg' }],
+      inputs: [{ name: 'x', buffer: 0, offset: 0, bytes }],
+      outputs: [{ name: 'y', buffer: 1, offset: 0, bytes }],
+    },
+    reference: (x) => new Float32Array(referenceU32(new Uint32Array(x.buffer, x.byteOffset, x.length)).buffer),
+    referenceU32,
+  };
+}
