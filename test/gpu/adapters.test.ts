@@ -1,7 +1,7 @@
 import t from 'tap';
 import { CPU_ADAPTER_TOGGLES, GpuRuntime, listAdapters } from '../../daemon/gpu/gpu-runtime.ts';
 import { sizeClass } from '../../daemon/gpu/buffer-pool.ts';
-import { squareChain, floats } from './tiny-plans.ts';
+import { floats, squareChain, workgroupOverread } from './tiny-plans.ts';
 
 t.test('listAdapters finds the lavapipe adapter and reports it as a CPU adapter', async (t) => {
   const adapters = await listAdapters();
@@ -46,6 +46,17 @@ t.test('CPU adapters get the unsafe-APIs/no-robustness Dawn toggles by default, 
     t.same(new Float32Array(result.outputs.get('y')!), new Float32Array(64).fill(25), `computes with toggles ${JSON.stringify(runtime.dawnToggles)}`);
     await session.dispose();
   }
+  // disable_robustness drops the index clamping of workgroup arrays: an over-read is no longer clamped.
+  const overread = workgroupOverread();
+  const ramp = floats(Array.from({ length: 64 }, (_, i) => i));
+  const read = async (runtime: GpuRuntime): Promise<Float32Array> => {
+    const session = await runtime.loadPlan(overread.plan);
+    const result = await session.run(new Map([['x', ramp.slice(0)]]));
+    await session.dispose();
+    return new Float32Array(result.outputs.get('y')!);
+  };
+  t.same(await read(plain), overread.reference(new Float32Array(64)), 'robust: the out-of-bounds index is clamped to a[63]');
+  t.notSame(await read(defaulted), overread.reference(new Float32Array(64)), 'disable_robustness: no clamping');
 });
 
 t.test('buffer size classes: powers of two up to 64 KiB, eighths of a power of two above', async (t) => {

@@ -145,3 +145,37 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     referenceU32,
   };
 }
+
+/**
+ * Reads a[i + 64] from a 64-element workgroup array (64 = src[1] * 64 with input x = 0, 1, 2, …, so the
+ * compiler cannot see it). With Dawn's robustness the index is clamped and every y is a[63] = 63; with
+ * `disable_robustness` the read lands in the neighbouring workgroup array (on lavapipe: 1000 + i).
+ * Only ever out of bounds within the workgroup allocation.
+ */
+export function workgroupOverread(): TinyPlan {
+  const code = `
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+var<workgroup> a: array<f32, 64>;
+var<workgroup> b: array<f32, 64>;
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_index) i: u32) {
+  a[i] = src[i];
+  b[i] = 1000.0 + src[i];
+  workgroupBarrier();
+  dst[i] = a[i + u32(src[1]) * 64u];
+}
+`;
+  return {
+    elements: 64,
+    plan: {
+      pipelines: [{ key: 'test.workgroup-overread', label: 'workgroup overread (test)', code }],
+      buffers: [{ id: 0, bytes: 256 }, { id: 1, bytes: 256 }],
+      constants: [],
+      steps: [{ pipeline: 0, bindings: [{ buffer: 0, offset: 0, size: 256 }, { buffer: 1, offset: 0, size: 256 }], workgroups: [1, 1, 1], node: 'overread' }],
+      inputs: [{ name: 'x', buffer: 0, offset: 0, bytes: 256 }],
+      outputs: [{ name: 'y', buffer: 1, offset: 0, bytes: 256 }],
+    },
+    reference: () => new Float32Array(64).fill(63),
+  };
+}
