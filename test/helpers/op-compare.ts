@@ -58,9 +58,12 @@ export async function checkCase(
   options: { fold?: boolean; foldTolerance?: Tolerance } = {},
 ): Promise<CheckResult> {
   const gpu = await runSingleOpOnGpu(c);
-  const ort = await runSingleOpOnOrt(c, gpu.map((t) => t.dtype));
+  const op = findOp(c.domain ?? '', c.opType)!;
+  const ort = await runSingleOpOnOrt(c, op.infer(opContextFor(c)).map((t) => t.dtype));
   const problems: string[] = [];
   ort.forEach((expected, i) => {
+    // the harness runs a view op (aliasesInput0) as a copy of output 0 only
+    if (op.aliasesInput0 && i > 0) return;
     const problem = difference(gpu[i], expected, tolerance);
     if (problem) problems.push(`gpu output ${i}: ${problem}`);
   });
