@@ -19,6 +19,12 @@ export interface AnalyzedGraph {
   foldedNodes: number;
 }
 
+/**
+ * Ops whose value depends only on their inputs' static types (shapes are static): they fold even when the
+ * input is computed on the GPU, which lets the shape subgraphs behind Reshape/Expand/Slice fold away.
+ */
+const FOLD_FROM_TYPES: ReadonlySet<string> = new Set(['Shape', 'Size']);
+
 /** Folding evaluates on the CPU; beyond this many output elements a node is left to the GPU. */
 const MAX_FOLD_ELEMENTS = 64 * 1024 * 1024;
 
@@ -77,7 +83,8 @@ export function analyzeGraph(graph: Graph, opsets: Map<string, number>, inputSha
       throw new EdgerunError('EDGERUN_ERR_SHAPE', `node '${node.name}' (${node.opType}) produces ${outputTypes.length} outputs, the graph uses ${node.outputs.length}`, { node: node.name });
     }
     const foldable = op.fold !== undefined
-      && ctx.inputs.every((type, i) => type === null || ctx.constants[i] !== null)
+      && (FOLD_FROM_TYPES.has(node.opType) && node.domain === ''
+        || ctx.inputs.every((type, i) => type === null || ctx.constants[i] !== null))
       && outputTypes.every((type) => elementCount(type.shape) <= MAX_FOLD_ELEMENTS);
     if (foldable) {
       const values = op.fold!(ctx, ctx.constants);
