@@ -46,7 +46,7 @@ interface ListedAdapter {
   name: string;
 }
 
-export async function enumerateAdapterNames(): Promise<ListedAdapter[] | null> {
+async function enumerateAdapterNames(): Promise<ListedAdapter[] | null> {
   try {
     await dawnPromise(create([`adapter=${NO_SUCH_ADAPTER}`]).requestAdapter());
   } catch (error) {
@@ -62,7 +62,7 @@ export async function enumerateAdapterNames(): Promise<ListedAdapter[] | null> {
 
 const CPU_ADAPTER_NAMES = /llvmpipe|lavapipe|softpipe|swiftshader|microsoft basic render|\bwarp\b/i;
 
-export function describeAdapter(adapter: GPUAdapter, listed: ListedAdapter | null, index: number): AdapterReport {
+function describeAdapter(adapter: GPUAdapter, listed: ListedAdapter | null, index: number): AdapterReport {
   const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean; subgroupMinSize?: number; subgroupMaxSize?: number };
   const isFallbackAdapter = info.isFallbackAdapter === true;
   const limits: Record<string, number> = {};

@@ -11,10 +11,6 @@ export function dawnPromise<T>(promise: Promise<T>): Promise<T> {
   return promise.finally(() => { pending--; });
 }
 
-export function pendingDawnPromises(): number {
-  return pending;
-}
-
 /** Resolves once no Dawn promise is pending, or after `timeoutMs` (returns whether it drained). */
 export async function drainDawnPromises(timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

@@ -69,7 +69,7 @@ export async function checkCompilation(module: GPUShaderModule, code: string, la
   return diagnostics;
 }
 
-export function wgslError(first: WgslDiagnostic, all: WgslDiagnostic[], code: string, label: string, key: string): EdgerunError {
+function wgslError(first: WgslDiagnostic, all: WgslDiagnostic[], code: string, label: string, key: string): EdgerunError {
   const sourceLine = first.line > 0 ? code.split('\n')[first.line - 1] ?? '' : '';
   const quoted = sourceLine ? `\n  ${first.line} | ${sourceLine.trim()}` : '';
   return new EdgerunError('EDGERUN_ERR_GPU_VALIDATION',

@@ -28,6 +28,8 @@ export interface HostContext {
 
 /** Bind groups are created in batches, yielding between them, so a huge plan never holds the thread long. */
 const BIND_GROUP_BATCH = 256;
+/** Constant bytes written per synchronous stretch (a writeBuffer copies its data before returning). */
+const UPLOAD_SLICE_BYTES = 4 * 1024 * 1024;
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -106,22 +108,41 @@ export class SessionHost {
     }
   }
 
-  /** Zero-fills reused buffers (fresh ones are zero already) and uploads the constants. */
+  /**
+   * Zero-fills reused buffers (fresh ones are zero already), then uploads the constants in slices of at
+   * most UPLOAD_SLICE_BYTES per synchronous stretch, so a large model never holds the thread for long.
+   */
   private static async initialiseBuffers(ctx: HostContext, id: number, plan: ExecutionPlan, buffers: Map<number, PooledBuffer>): Promise<number> {
     const { device, tracker } = ctx;
-    return captureErrors(device, { what: 'constant upload', label: `session ${id}`, context: { session: id } }, () => {
-      let serial = 0;
-      const reused = [...buffers.values()].filter((b) => b.reused);
-      if (reused.length > 0) {
+    const subject = { what: 'constant upload', label: `session ${id}`, context: { session: id } };
+    let serial = 0;
+    const reused = [...buffers.values()].filter((b) => b.reused);
+    if (reused.length > 0) {
+      serial = await captureErrors(device, subject, () => {
         const encoder = device.createCommandEncoder({ label: `session ${id} clear reused buffers` });
         for (const b of reused) encoder.clearBuffer(b.buffer);
-        serial = tracker.submit([encoder.finish()]);
+        return tracker.submit([encoder.finish()]);
+      });
+    }
+    let slice: (() => void)[] = [];
+    let sliceBytes = 0;
+    const flush = async (): Promise<void> => {
+      const writes = slice;
+      slice = [];
+      sliceBytes = 0;
+      if (writes.length > 0) await captureErrors(device, subject, () => { for (const write of writes) write(); });
+    };
+    for (const constant of plan.constants) {
+      const target = buffers.get(constant.buffer)!.buffer;
+      for (let from = 0; from < constant.data.byteLength; from += UPLOAD_SLICE_BYTES) {
+        const size = Math.min(UPLOAD_SLICE_BYTES, constant.data.byteLength - from);
+        slice.push(() => device.queue.writeBuffer(target, constant.offset + from, constant.data, from, size));
+        sliceBytes += size;
+        if (sliceBytes >= UPLOAD_SLICE_BYTES) await flush();
       }
-      for (const constant of plan.constants) {
-        device.queue.writeBuffer(buffers.get(constant.buffer)!.buffer, constant.offset, constant.data);
-      }
-      return serial;
-    });
+    }
+    await flush();
+    return serial;
   }
 
   private static async createBindGroups(ctx: HostContext, plan: ExecutionPlan, pipelines: GPUComputePipeline[],

@@ -34,7 +34,7 @@ function spawnGpuThread(): Worker {
   return new Worker(new URL('./gpu-thread.js', here), { name: 'edgerun-gpu' });
 }
 
-export function deserializeError(error: SerializedError): Error {
+function deserializeError(error: SerializedError): Error {
   if (error.code) {
     const restored = new EdgerunError(error.code, error.message, error.context ?? {});
     if (error.stack) restored.stack = error.stack;

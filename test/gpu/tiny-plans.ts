@@ -1,6 +1,6 @@
 /**
  * Hand-written ExecutionPlans of tiny WGSL programs for the GPU layer's tests, with their CPU reference.
- * Not a test file itself (tap runs it as one: it has no assertions).
+ * A helper, not a test file (tap runs only *.test.ts).
  */
 import type { ExecutionPlan, PlannedPipeline } from '../../daemon/gpu/plan.ts';
 
