@@ -117,7 +117,7 @@ export class WebGpuSession implements Session {
     if (!wasPrepared) log.info({ signature }, 'compiled a new input shape signature on first use');
     const inputs = new Map<string, ArrayBuffer>();
     for (const input of prepared.compiled.inputs) inputs.set(input.name, toGpuLayout(feeds.get(input.name)!));
-    const result = await prepared.gpu.run(inputs, { profile: options.profile ?? false });
+    const result = await prepared.gpu.run(inputs, { profile: options.profile ?? false, transferInputs: true });
     const outputs = new Map<string, Tensor>();
     for (const output of prepared.compiled.outputs) {
       if (output.constant) {
