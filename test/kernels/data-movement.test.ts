@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { Tensor } from '../../daemon/graph/ir.ts';
 import { findOp } from '../../daemon/kernels/registry.ts';
-import { buildSingleOp, floatTensor, intTensor, opContextFor, randomTensor, type SingleOpCase } from '../helpers/kernel-harness.ts';
+import { buildSingleOp, floatTensor, intTensor, opContextFor, randomTensor, testDevice, type SingleOpCase } from '../helpers/kernel-harness.ts';
 import { checkCase, EXACT, type Tolerance } from '../helpers/op-compare.ts';
 
 const i64 = (dims: number[], values: number[]) => intTensor('int64', dims, values);
@@ -79,14 +79,34 @@ t.test('data-movement ops match onnxruntime (GPU and fold)', async (t) => {
   }
 });
 
-t.test('2-D transposes take the tiled kernel; views coalesce dims', async (t) => {
+t.test('views coalesce dims; contiguous inner dims move as vec4', async (t) => {
   const nhwc = await buildSingleOp({ opType: 'Transpose', attributes: { perm: [0, 2, 3, 1] }, inputs: [randomTensor([1, 16, 7, 9], 4)] });
-  t.match(nhwc.programs[0].key, /^view-tiled\|t16\|\[63,16\]/, 'NCHW→NHWC is a [16,63] → [63,16] transpose');
-  t.match(nhwc.programs[0].code, /workgroupBarrier/);
+  t.match(nhwc.programs[0].key, /^view\|\[63,16\]\|s\[1,63\]/, 'NCHW→NHWC is a [16,63] → [63,16] transpose (a plain gather on a CPU adapter)');
   const inner = await buildSingleOp({ opType: 'Transpose', attributes: { perm: [1, 0, 2] }, inputs: [x234] });
-  t.match(inner.programs[0].key, /^view\|/, 'an unchanged inner dim needs no tile');
+  t.match(inner.programs[0].key, /^view-vec4\|\[3,2,1\]/, 'an unchanged inner dim of 4 moves one vec4 per invocation');
   const slice = await buildSingleOp({ opType: 'Slice', constantInputs: [1, 2, 3], inputs: [x234, i64([1], [1]), i64([1], [3]), i64([1], [1])] });
-  t.match(slice.programs[0].key, /^view\|\[2,8\]\|s\[12,1\]\|b4/, 'slicing the middle axis keeps [2, 2·4] rows');
+  t.match(slice.programs[0].key, /^view-vec4\|\[2,2\]\|s\[3,1\]\|b1/, 'slicing the middle axis keeps [2, 2·4] rows');
+});
+
+t.test('on GPU adapters 2-D transposes go through a workgroup-memory tile (run here by presenting lavapipe as a GPU)', async (t) => {
+  const { caps } = await testDevice();
+  const wasCpu = caps.isCpu;
+  caps.isCpu = false;
+  try {
+    const tiled: SingleOpCase[] = [
+      { opType: 'Transpose', attributes: { perm: [0, 2, 3, 1] }, inputs: [randomTensor([2, 16, 7, 9], 4)] },
+      { opType: 'Transpose', inputs: [randomTensor([37, 21], 3)] },
+      { opType: 'Transpose', attributes: { perm: [2, 0, 1] }, inputs: [iota('int64', [3, 5, 18])] },
+    ];
+    for (const c of tiled) {
+      const { programs } = await buildSingleOp(c);
+      t.match(programs[0].key, /^view-tiled\|/);
+      t.match(programs[0].code, /workgroupBarrier/);
+      t.same((await checkCase(c, EXACT, { fold: false })).problems, [], `tiled [${c.inputs[0]!.dims}] perm ${JSON.stringify(c.attributes?.perm ?? 'reverse')}`);
+    }
+  } finally {
+    caps.isCpu = wasCpu;
+  }
 });
 
 t.test('Concat and Split run as one kernel each, chunked only past the storage-buffer limit', async (t) => {
