@@ -2,6 +2,7 @@
  * MatMul (NumPy semantics: 1-D promotion, broadcast batch dims) and Gemm (transA/transB, alpha, beta,
  * unidirectionally broadcast C). Both become a MatMulProblem; the kernel is picked by shape and adapter.
  */
+import { EdgerunError } from '../errors.ts';
 import { elementCount } from '../graph/ir.ts';
 import { gemmProblem, gemmShapes, matmulProblem, matmulShapes, type MatMulProblem } from './matmul-problem.ts';
 import { gemvCpuProgram, gemvSplitKProgram } from './matmul-gemv.ts';
@@ -12,8 +13,15 @@ import type { BuildContext, DeviceCaps, KernelProgram, OpDefinition } from './ty
 export function matmulPrograms(p: MatMulProblem, device: DeviceCaps): KernelProgram[] {
   if (p.M * p.N === 0) return [];
   const max = device.limits.maxComputeWorkgroupsPerDimension;
-  if (p.M === 1) return [device.isCpu ? gemvCpuProgram(p, max) : gemvSplitKProgram(p, max)];
-  return [device.isCpu ? registerTiledProgram(p, max) : sharedTiledProgram(p, max)];
+  let program: KernelProgram;
+  if (p.M === 1) program = device.isCpu ? gemvCpuProgram(p, max) : gemvSplitKProgram(p, max);
+  else program = device.isCpu ? registerTiledProgram(p, max) : sharedTiledProgram(p, max);
+  if (program.workgroups.some((count) => count > max)) {
+    throw new EdgerunError('EDGERUN_ERR_GPU_LIMIT',
+      `node '${p.node}' (${p.opType}): ${p.M}x${p.K}x${p.N} needs ${program.workgroups.join('x')} workgroups, over ${max} per dimension`,
+      { node: p.node, workgroups: program.workgroups });
+  }
+  return [program];
 }
 
 export const ops: OpDefinition[] = [

@@ -122,11 +122,13 @@ export type RowStrategy = { kind: 'invocation'; workgroupSize: number } | { kind
 
 /** One invocation per row unless there are few, long rows. */
 export function chooseRowStrategy(rows: number, length: number, device: DeviceCaps): RowStrategy {
-  const perInvocation = device.isCpu ? rows >= 16 || length < 256 : (rows >= 8192 && length <= 256) || length < 32;
+  // measured on lavapipe: one invocation per row wins unless a handful of very long rows would leave cores idle
+  const perInvocation = device.isCpu ? rows >= 16 || length < 4096 : (rows >= 8192 && length <= 256) || length < 32;
   if (perInvocation) {
-    // CPU adapters spread workgroups over cores: keep several workgroups even for few rows
+    // CPU adapters spread workgroups over cores and run 8 invocations per SIMD step: keep several
+    // workgroups of at least 8 even for few rows
     let size = 64;
-    if (device.isCpu) while (size > 4 && Math.ceil(rows / size) < 8) size /= 2;
+    if (device.isCpu) while (size > 8 && Math.ceil(rows / size) < 8) size /= 2;
     return { kind: 'invocation', workgroupSize: size };
   }
   let size = device.isCpu ? 64 : 256;

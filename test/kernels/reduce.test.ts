@@ -13,7 +13,7 @@ import t from 'tap';
 import type { Tensor } from '../../daemon/graph/ir.ts';
 import { findOp } from '../../daemon/kernels/registry.ts';
 import { expectEdgerunError } from '../helpers/expect-error.ts';
-import { floatTensor, intTensor, opContextFor, randomTensor, runBoth, type SingleOpCase } from '../helpers/kernel-harness.ts';
+import { buildSingleOp, floatTensor, intTensor, opContextFor, randomTensor, runBoth, type SingleOpCase } from '../helpers/kernel-harness.ts';
 import { foldCase } from '../helpers/op-compare.ts';
 
 const U = 2 ** -24;
@@ -192,4 +192,13 @@ t.test('Reduce and ArgMax reject bad axes, dynamic axes and unsupported dtypes w
   await expectEdgerunError(t, infer({ opType: 'ReduceSum', opset: 11, inputs: [x, intTensor('int64', [1], [0])] }), 'EDGERUN_ERR_SHAPE', /1 input before opset 13/);
   await expectEdgerunError(t, infer({ opType: 'ArgMax', opset: 13, inputs: [x], attributes: { axis: -3 } }), 'EDGERUN_ERR_SHAPE', /argmax_under_test/, /out of range/);
   await expectEdgerunError(t, infer({ opType: 'ArgMin', opset: 13, inputs: [intTensor('bool', [2], [0, 1])] }), 'EDGERUN_ERR_UNSUPPORTED_OP', /bool/);
+});
+
+t.test('row kernels pick one invocation per row for many or short rows, a workgroup per row for few long rows', async (t) => {
+  const key = async (dims: number[], isCpu: boolean) =>
+    (await buildSingleOp({ opType: 'ReduceSum', opset: 11, inputs: [randomTensor(dims, 1)], attributes: { axes: [-1] }, device: { isCpu } })).programs[0].key;
+  t.match(await key([40, 120], true), /invocation/, 'rec-sized rows on a CPU adapter');
+  t.match(await key([2, 5000], true), /workgroup/, 'two long rows on a CPU adapter');
+  t.match(await key([40, 120], false), /workgroup/, 'rec-sized rows on a GPU');
+  t.match(await key([10000, 16], false), /invocation/, 'many short rows on a GPU');
 });
