@@ -3,8 +3,8 @@
  * RMSNormalization as row kernels. Statistics are two-pass in f32 (mean, then the mean of squared
  * deviations), which stays accurate where E[x²] - E[x]² would cancel.
  *
- * LayerNormalization and RMSNormalization accept any opset: the graph compiler creates them when it
- * recognises the decomposed pattern (ReduceMean, Sub, Pow, …) in models of older opsets.
+ * In models of older opsets the graph compiler creates LayerNormalization from the decomposed pattern
+ * (ReduceMean, Sub, Pow, …) in the 'edgerun' domain, which the registry maps here with the latest semantics.
  */
 import { EdgerunError } from '../errors.ts';
 import { Attributes } from '../graph/attributes.ts';
@@ -105,6 +105,7 @@ function present(ctx: OpContext, output: number): boolean {
 
 const layerNormalization: OpDefinition = {
   opType: 'LayerNormalization',
+  sinceVersion: 17,
   infer(ctx) {
     const norm = trailingNorm(ctx, 3, true);
     const statsShape = norm.x.shape.map((size, d) => (d < norm.axis ? size : 1));
@@ -153,6 +154,7 @@ const layerNormalization: OpDefinition = {
 
 const rmsNormalization: OpDefinition = {
   opType: 'RMSNormalization',
+  sinceVersion: 23,
   infer(ctx) {
     const norm = trailingNorm(ctx, 2, true);
     return [{ dtype: norm.x.dtype, shape: [...norm.x.shape] }];
