@@ -55,37 +55,56 @@ export function optionalConstantInts(ctx: OpContext, index: number, what: string
 }
 
 export const WORKGROUP_SIZE = 64;
+/**
+ * Elements per invocation on CPU adapters, where a loop amortises each invocation's fixed cost. Measured on
+ * lavapipe (best of 4 × 9 runs): NCHW→NHWC Transpose of 64×112×112 7.1 ms with 1 element per invocation,
+ * 2.1 ms with 8; a strided Slice of [1,64,111,111] 6.6 → 1.8 ms; a vec4 Concat 1.7 → 1.0 ms.
+ */
+const CPU_ELEMENTS_PER_INVOCATION = 8;
 
 export interface ElementKernelSpec {
   label: string;
   /** Everything the code depends on besides what `total` and the workgroup count already say. */
   keyParts: string[];
-  /** Invocations (usually output elements). */
+  /** Elements (usually output elements); `body` handles element `idx`. */
   total: number;
   /** Module-scope declarations: bindings (in `bindings` order) and helper functions. */
   declarations: string[];
-  /** Statements of main after `idx` is defined and range-checked. */
+  /** Statements handling element `idx: u32` (already range-checked); may `return` to skip the rest. */
   body: string[];
   bindings: Binding[];
   device: DeviceCaps;
 }
 
-/** Assembles a one-invocation-per-element kernel; null when there is nothing to do. */
+/** Assembles a kernel handling `total` elements; null when there is nothing to do. */
 export function elementKernel(spec: ElementKernelSpec): KernelProgram | null {
   if (spec.total === 0) return null;
-  const dispatch = linearDispatch(spec.total, WORKGROUP_SIZE, spec.device.limits.maxComputeWorkgroupsPerDimension);
+  const perInvocation = spec.device.isCpu ? Math.min(CPU_ELEMENTS_PER_INVOCATION, spec.total) : 1;
+  const invocations = Math.ceil(spec.total / perInvocation);
+  const dispatch = linearDispatch(invocations, WORKGROUP_SIZE, spec.device.limits.maxComputeWorkgroupsPerDimension);
   const code = [
     ...spec.declarations,
+    'fn element(idx: u32) {',
+    ...spec.body.flatMap((block) => block.split('\n')).map((line) => `  ${line.trim()}`),
+    '}',
     `@compute @workgroup_size(${WORKGROUP_SIZE})`,
     'fn main(@builtin(global_invocation_id) gid: vec3<u32>) {',
     `  ${dispatch.prologue}`,
-    ...spec.body.map((line) => `  ${line}`),
+    ...(perInvocation === 1
+      ? ['  element(idx);']
+      : [
+        `  for (var k = 0u; k < ${perInvocation}u; k++) {`,
+        `    let e = idx * ${perInvocation}u + k;`,
+        `    if (e >= ${spec.total}u) { return; }`,
+        '    element(e);',
+        '  }',
+      ]),
     '}',
     '',
   ].join('\n');
   return {
     label: spec.label,
-    key: [...spec.keyParts, `n${spec.total}`, `wg${WORKGROUP_SIZE}x${dispatch.workgroups.join('x')}`].join('|'),
+    key: [...spec.keyParts, `n${spec.total}`, `wg${WORKGROUP_SIZE}x${dispatch.workgroups.join('x')}u${perInvocation}`].join('|'),
     code,
     workgroups: dispatch.workgroups,
     bindings: spec.bindings,

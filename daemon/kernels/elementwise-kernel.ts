@@ -55,6 +55,14 @@ export interface ElementwiseKernelSpec {
 }
 
 const WORKGROUP_SIZE = 64;
+/**
+ * Units per invocation on CPU adapters, where a loop amortises each invocation's fixed cost. Measured on
+ * lavapipe (best of 4 × 9 runs, 2 busy cores): a flat Add of 802,815 floats 6.8 ms with 1 element per
+ * invocation, 2.2 ms with 8; a per-channel bias Add on [1,64,111,111] 8.4 → 2.1 ms; a vec4 Mul by a
+ * per-channel scale on [1,64,112,112] 1.6 ms with 1 vec4, 1.0 ms with 4. GPUs keep one unit per invocation.
+ */
+const CPU_SCALARS_PER_INVOCATION = 8;
+const CPU_VEC4S_PER_INVOCATION = 4;
 
 /** Builds the kernel; returns null when the output is empty (nothing to dispatch). */
 export function buildElementwiseKernel(spec: ElementwiseKernelSpec): KernelProgram | null {
@@ -73,6 +81,7 @@ export function buildElementwiseKernel(spec: ElementwiseKernelSpec): KernelProgr
   const vector = coalesced.inputShapes.map((shape) => width === 4 && shape[rank - 1] !== 1);
   const declarations: string[] = [];
   const loads: string[] = [];
+  const invariantLoads: string[] = [];
   const spansAll = (shape: number[]) => shape.every((d, k) => d === coalesced.outShape[k]);
   const isScalar = (shape: number[]) => elementCount(shape) === 1;
   // only inputs that broadcast over some dims (but not all) need the output coordinates
@@ -81,10 +90,11 @@ export function buildElementwiseKernel(spec: ElementwiseKernelSpec): KernelProgr
     const type = vector[i] ? `vec4<${inputTypes[i]}>` : inputTypes[i];
     declarations.push(`@group(0) @binding(${i}) var<storage, read> input${i}: array<${type}>;`);
     const shape = coalesced.inputShapes[i];
-    let index: string;
-    if (isScalar(shape)) index = '0u';
-    else if (spansAll(shape)) index = 'idx';
-    else index = broadcastIndex(vector[i] ? [...shape.slice(0, -1), shape[rank - 1] / 4] : shape, unitShape);
+    if (isScalar(shape)) {
+      invariantLoads.push(`let v${i} = input${i}[0];`);
+      return;
+    }
+    const index = spansAll(shape) ? 'unit' : broadcastIndex(vector[i] ? [...shape.slice(0, -1), shape[rank - 1] / 4] : shape, unitShape);
     loads.push(`let v${i} = input${i}[${index}];`);
   });
   const outputVector = width === 4 ? `vec4<${outType}>` : outType;
@@ -102,24 +112,38 @@ export function buildElementwiseKernel(spec: ElementwiseKernelSpec): KernelProgr
     laneStatements.push(rendered.statements);
     laneResults.push(rendered.result);
   });
-  const store = width === 4 ? `output[idx] = vec4<${outType}>(${laneResults.join(', ')});` : `output[idx] = ${laneResults[0]};`;
-  const dispatch = linearDispatch(units, WORKGROUP_SIZE, spec.device.limits.maxComputeWorkgroupsPerDimension);
+  const store = width === 4 ? `output[unit] = vec4<${outType}>(${laneResults.join(', ')});` : `output[unit] = ${laneResults[0]};`;
+  const perInvocation = spec.device.isCpu ? Math.min(width === 4 ? CPU_VEC4S_PER_INVOCATION : CPU_SCALARS_PER_INVOCATION, units) : 1;
+  const invocations = Math.ceil(units / perInvocation);
+  const dispatch = linearDispatch(invocations, WORKGROUP_SIZE, spec.device.limits.maxComputeWorkgroupsPerDimension);
+  const unitBody = [
+    needsCoordinates ? unravelIndex(unitShape, 'unit') : '',
+    ...loads,
+    ...laneStatements.flatMap((block) => block.split('\n')),
+    store,
+  ].flatMap((block) => block.split('\n')).map((line) => line.trim()).filter((line) => line !== '');
   const code = [
     ...declarations,
     elementwiseHelpers([spec.program]),
     `@compute @workgroup_size(${WORKGROUP_SIZE})`,
     'fn main(@builtin(global_invocation_id) gid: vec3<u32>) {',
     `  ${dispatch.prologue}`,
-    needsCoordinates ? `  ${unravelIndex(unitShape)}` : '',
-    ...loads.map((line) => `  ${line}`),
-    ...laneStatements.flatMap((block) => block.split('\n').map((line) => `  ${line}`)),
-    `  ${store}`,
+    ...invariantLoads.map((line) => `  ${line}`),
+    ...(perInvocation === 1
+      ? ['  let unit = idx;', ...unitBody.map((line) => `  ${line}`)]
+      : [
+        `  for (var k = 0u; k < ${perInvocation}u; k++) {`,
+        `    let unit = idx * ${perInvocation}u + k;`,
+        `    if (unit >= ${units}u) { return; }`,
+        ...unitBody.map((line) => `    ${line}`),
+        '  }',
+      ]),
     '}',
     '',
   ].filter((line) => line !== '').join('\n');
   const key = [
     'elementwise',
-    `wg${WORKGROUP_SIZE}x${dispatch.workgroups.join('x')}`,
+    `wg${WORKGROUP_SIZE}x${dispatch.workgroups.join('x')}u${perInvocation}`,
     elementwiseProgramKey(spec.program),
     `in:${coalesced.inputShapes.map((shape, i) => `${inputTypes[i]}[${shape}]${vector[i] ? 'v' : ''}`).join(';')}`,
     `out:${outType}[${coalesced.outShape}]w${width}`,
