@@ -7,7 +7,7 @@ import { elementCount, isFloatDType, makeTensor, type Tensor } from '../graph/ir
 import { wgslType, type WgslScalar } from './elementwise-expr.ts';
 import { argConfig, reduceConfig, type ReduceConfig } from './reduce-axes.ts';
 import { argMaxProgram, foldArg } from './reduce-arg.ts';
-import { hostRowOffsets, ROW_REDUCTIONS, rowKernel, rowLayout, WGSL_INFINITY, type RowReduction } from './reduce-rows.ts';
+import { hostRowOffsets, ROW_REDUCTIONS, rowKernel, rowLayout, type RowReduction } from './reduce-rows.ts';
 import { storageBinding } from './shader-util.ts';
 import type { BuildContext, OpContext, OpDefinition } from './types.ts';
 
@@ -75,8 +75,9 @@ const KINDS: ReduceKind[] = [
     opType: 'ReduceLogSumExp', axesInputSince: 18, integers: false,
     gpu: (t) => ({
       reductions: [
-        // an infinite maximum (or an empty row) must not turn x - max into NaN: shift by 0 instead
-        { ...ROW_REDUCTIONS.max('m', t), finish: (acc) => `select(${acc}, 0.0, abs(${acc}) == ${WGSL_INFINITY})` },
+        // an infinite maximum (or an empty row) must not turn x - max into NaN: shift by 0 instead. Tested on
+        // the bits: drivers compiling with fast-math may fold comparisons with infinity away
+        { ...ROW_REDUCTIONS.max('m', t), finish: (acc) => `select(${acc}, 0.0, (bitcast<u32>(${acc}) & 0x7fffffffu) == 0x7f800000u)` },
         ROW_REDUCTIONS.sum('s', t, (x) => `exp(${x} - m)`),
       ],
       result: 'log(s) + m',
