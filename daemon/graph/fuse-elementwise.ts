@@ -5,6 +5,7 @@
  * (activation fused into the producer's store), so e.g. Conv → Add(3) → Clip(0,6) → Mul → Div(6) runs as
  * one kernel.
  */
+import { makeFusedElementwiseNode } from '../kernels/elementwise.ts';
 import { opFor } from '../kernels/registry.ts';
 import type { ElementwiseArg, ElementwiseProgram, Epilogue } from '../kernels/types.ts';
 import { contextFor, consumersOf, type AnalyzedGraph } from './analyze.ts';
@@ -99,14 +100,8 @@ export function fuseElementwise(graph: AnalyzedGraph, graphOutputs: ReadonlySet<
       continue;
     }
     if (group.members.size < 2) continue;
-    const fused: Node = {
-      name: `${group.root.name}::fused`,
-      opType: 'FusedElementwise',
-      domain: 'edgerun',
-      inputs: external,
-      outputs: [group.root.outputs[0]],
-      attributes: new Map([['program', { type: 'string', value: JSON.stringify(program) }]]),
-    };
+    // makeFusedElementwiseNode keeps non-finite literals (e.g. -Infinity in attention masks), which JSON.stringify loses
+    const fused = makeFusedElementwiseNode(`${group.root.name}::fused`, program, external, group.root.outputs[0]);
     for (const member of group.members) removed.add(member);
     replacement.set(group.root, fused);
     fusedGroups++;
