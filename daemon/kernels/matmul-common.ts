@@ -58,7 +58,9 @@ export function finishFunction(p: MatMulProblem): string {
     value = `${value} + ${p.beta === 1 ? c : `${wgslLiteral(p.beta, 'f32')} * ${c}`}`;
   }
   const epilogue = renderEpilogue(p.epilogue, 'v');
-  const body = [`let v = ${value};`, epilogue.statements, `return ${epilogue.result};`].filter(Boolean).join('\n  ');
+  // with K = 0 nothing reads A or B, but every binding must stay in the pipeline's (auto) layout
+  const touch = p.K === 0 ? '_ = &a;\n  _ = &b;' : '';
+  const body = [touch, `let v = ${value};`, epilogue.statements, `return ${epilogue.result};`].filter(Boolean).join('\n  ');
   const helpers = elementwiseHelpers([p.epilogue]);
   return `${helpers ? `${helpers}\n` : ''}fn finish(acc: f32, m: u32, n: u32) -> f32 {\n  ${body}\n}`;
 }

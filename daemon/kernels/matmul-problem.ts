@@ -173,7 +173,8 @@ function repackB(b: Tensor, batchCount: number, K: number, N: number, rowStride:
 }
 
 function isVec4(rowStride: number, colStride: number, batchStrides: number[], cols: number): boolean {
-  return colStride === 1 && cols % 4 === 0 && rowStride % 4 === 0 && batchStrides.every((s) => s % 4 === 0);
+  // cols > 0: an empty operand may be bound as a 4-byte buffer, smaller than one vec4
+  return cols > 0 && colStride === 1 && cols % 4 === 0 && rowStride % 4 === 0 && batchStrides.every((s) => s % 4 === 0);
 }
 
 function operandB(
@@ -183,7 +184,7 @@ function operandB(
   if (constant) {
     const nPad = roundUp4(N);
     const data = repackB(constant, elementCount(bBatch), K, N, rowStride, colStride);
-    return { binding: { kind: 'constant', data }, rowStride: nPad, colStride: 1, batchStrides: batchStridesFor(bBatch, batchShape, K * nPad), vec4: true };
+    return { binding: { kind: 'constant', data }, rowStride: nPad, colStride: 1, batchStrides: batchStridesFor(bBatch, batchShape, K * nPad), vec4: data.length > 0 };
   }
   const batchStrides = batchStridesFor(bBatch, batchShape, K * N);
   return { binding: { kind: 'input', index: 1 }, rowStride, colStride, batchStrides, vec4: isVec4(rowStride, colStride, batchStrides, N) };

@@ -193,6 +193,11 @@ function workgroupBody(spec: RowKernelSpec, size: number): string {
   return lines.join('\n  ');
 }
 
+/** Empty rows read nothing, but the input binding must stay in the pipeline's (auto) layout. */
+function touchInput(layout: RowLayout): string {
+  return layout.length === 0 ? '_ = &x;\n  ' : '';
+}
+
 export function rowKernel(spec: RowKernelSpec, strategy = chooseRowStrategy(spec.layout.rows, spec.layout.length, spec.device)): KernelProgram {
   const { layout, device } = spec;
   const max = device.limits.maxComputeWorkgroupsPerDimension;
@@ -209,7 +214,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row = gid.x + gid.y * ${dispatch.x * size}u;
   if (row >= ${layout.rows}u) { return; }
   let base = ${rowBase(layout, 'row')};
-  ${invocationBody(spec)}
+  ${touchInput(layout)}${invocationBody(spec)}
 }
 `;
   } else {
@@ -224,7 +229,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let row = wid.x + wid.y * ${dispatch.x}u;
   if (row >= ${layout.rows}u) { return; }
   let base = ${rowBase(layout, 'row')};
-  ${workgroupBody(spec, size)}
+  ${touchInput(layout)}${workgroupBody(spec, size)}
 }
 `;
   }

@@ -93,6 +93,7 @@ const CASES: MatMulCase[] = [
   { name: 'K tail with vec4 B [9,13]·[13,8]', a: [9, 13], b: [13, 8], constantB: false },
   { name: 'multiple 64-tiles [70,33]·[33,130]', a: [70, 33], b: [33, 130], constantB: false },
   { name: 'empty M [0,4]·[4,3]', a: [0, 4], b: [4, 3], constantB: false },
+  { name: 'empty K gives zeros [3,0]·W[0,4]', a: [3, 0], b: [0, 4], constantB: true },
 ];
 
 t.test('MatMul matches onnxruntime within the f32 dot-product bound', async (t) => {

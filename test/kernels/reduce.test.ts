@@ -141,6 +141,7 @@ const CASES: ReduceCase[] = [
   { name: 'LogSumExp with keepdims 0', op: 'ReduceLogSumExp', x: randomTensor([4, 7, 3], 16, -5, 5), opset: 13, axes: [1], keepdims: 0 },
   { name: 'noop_with_empty_axes: input passes through', op: 'ReduceSum', x: randomTensor([3, 4], 17), opset: 13, axes: null, noop: 1 },
   { name: 'noop_with_empty_axes keeps the per-element transform (x²)', op: 'ReduceSumSquare', x: randomTensor([3, 4], 18), opset: 18, axes: [], noop: 1 },
+  { name: 'sum over an empty axis is 0', op: 'ReduceSum', x: randomTensor([3, 0], 30), opset: 13, axes: [1] },
   { name: 'int32 sum', op: 'ReduceSum', x: intTensor('int32', [4, 6], Array.from({ length: 24 }, (_, i) => (i * 7) % 11 - 5)), opset: 13, axes: [1] },
   { name: 'int64 max', op: 'ReduceMax', x: intTensor('int64', [3, 4], [1, 5, 2, 7, 3, 3, 9, 0, -4, -2, -8, -1]), opset: 13, axes: [0] },
   { name: 'int64 product', op: 'ReduceProd', x: intTensor('int64', [2, 3], [2, -3, 4, 1, 5, -2]), opset: 13, axes: [1], keepdims: 0 },
