@@ -18,6 +18,11 @@ export function dtypeFromOnnx(code: number, node: Node, attribute: string): DTyp
   return dtype;
 }
 
+/** The ONNX TensorProto.DataType number of a dtype. */
+export function onnxDTypeCode(dtype: DType): number {
+  return Number(Object.entries(ONNX_DTYPES).find(([, d]) => d === dtype)![0]);
+}
+
 export type DTypeClass = 'float' | 'numeric' | 'bool' | 'integer' | 'any';
 
 export function dtypeIn(dtype: DType, allowed: DTypeClass): boolean {

@@ -98,6 +98,31 @@ const HELPERS: Record<string, string> = {
   if (fract(b * 0.5) != 0.0) { return -m; }
   return m;
 }`,
+  // Vulkan allows asin/acos/atan 4096 ulp (lavapipe is off by 3e-5): Cephes' single-precision versions instead
+  atan: `fn er_atan(v: f32) -> f32 {
+  var x = abs(v);
+  var y = 0.0;
+  if (x > 2.414213562373095) { y = 1.5707963267948966; x = -1.0 / x; }
+  else if (x > 0.4142135623730950) { y = 0.7853981633974483; x = (x - 1.0) / (x + 1.0); }
+  let z = x * x;
+  y = y + (((8.05374449538e-2 * z - 1.38776856032e-1) * z + 1.99777106478e-1) * z - 3.33329491539e-1) * z * x + x;
+  return select(y, -y, v < 0.0);
+}`,
+  asin: `fn er_asin(v: f32) -> f32 {
+  let a = abs(v);
+  if (a > 1.0) { return er_f32_bits(0x7fc00000u); }
+  var x = a;
+  var z = a * a;
+  if (a > 0.5) { z = 0.5 * (1.0 - a); x = sqrt(z); }
+  var r = ((((4.2163199048e-2 * z + 2.4181311049e-2) * z + 4.5470025998e-2) * z + 7.4953002686e-2) * z + 1.6666752422e-1) * z * x + x;
+  if (a > 0.5) { r = 1.5707963267948966 - (r + r); }
+  return select(r, -r, v < 0.0);
+}
+fn er_acos(x: f32) -> f32 {
+  if (x < -0.5) { return 3.141592653589793 - 2.0 * er_asin(sqrt(0.5 * (1.0 + x))); }
+  if (x > 0.5) { return 2.0 * er_asin(sqrt(0.5 * (1.0 - x))); }
+  return 1.5707963267948966 - er_asin(x);
+}`,
   round: `fn er_round(x: f32) -> f32 {
   // round half to even, as ONNX Round
   return round(x);
@@ -136,6 +161,8 @@ function helpersFor(opType: string, attributes: Record<string, number>): string[
     case 'Tanh': return ['tanh'];
     case 'Mish': return ['tanh', 'softplus'];
     case 'Softplus': return ['softplus'];
+    case 'Atan': return ['atan'];
+    case 'Asin': case 'Acos': return ['asin', 'bits'];
     case 'Sigmoid': case 'Swish': case 'SiLU': return ['sigmoid'];
     case 'Pow': return ['pow', 'bits'];
     case 'Round': return ['round'];
@@ -150,6 +177,8 @@ export const ELEMENTWISE_OPS: ReadonlySet<string> = new Set([
   'Sqrt', 'Reciprocal', 'Neg', 'Abs', 'Floor', 'Ceil', 'Round', 'Sin', 'Cos', 'Sign', 'Softplus', 'Elu',
   'Selu', 'Celu', 'Mish', 'Not', 'And', 'Or', 'Xor', 'Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual',
   'Where', 'Cast', 'Identity', 'IsNaN', 'IsInf', 'ThresholdedRelu', 'Softsign',
+  'Tan', 'Asin', 'Acos', 'Atan', 'Sinh', 'Cosh', 'Asinh', 'Acosh', 'Atanh', 'Shrink',
+  'BitwiseAnd', 'BitwiseOr', 'BitwiseXor', 'BitwiseNot',
 ]);
 
 /**
@@ -212,6 +241,17 @@ export function elementwiseExpression(
     case 'Round': return `er_round(${a})`;
     case 'Sin': return `sin(${a})`;
     case 'Cos': return `cos(${a})`;
+    case 'Asin': case 'Acos': case 'Atan': return `er_${opType.toLowerCase()}(${a})`;
+    case 'Tan': case 'Sinh': case 'Cosh': case 'Asinh': case 'Acosh': case 'Atanh': return `${opType.toLowerCase()}(${a})`;
+    case 'Shrink': {
+      const lambd = lit(attributes.lambd ?? 0.5);
+      const bias = lit(attributes.bias ?? 0);
+      return `select(select(${lit(0)}, ${a} - ${bias}, ${a} > ${lambd}), ${a} + ${bias}, ${a} < -${lambd})`;
+    }
+    case 'BitwiseAnd': return `(${a} & ${b})`;
+    case 'BitwiseOr': return `(${a} | ${b})`;
+    case 'BitwiseXor': return `(${a} ^ ${b})`;
+    case 'BitwiseNot': return `(~${a})`;
     case 'Sign': return `sign(${a})`;
     case 'Softplus': return `er_softplus(${a})`;
     case 'Softsign': return `(${a} / (1.0 + abs(${a})))`;

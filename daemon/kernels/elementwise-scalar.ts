@@ -155,6 +155,26 @@ export function scalarFunction(
     case 'Round': return (a) => roundHalfEven(a);
     case 'Sin': return (a) => f32(Math.sin(a));
     case 'Cos': return (a) => f32(Math.cos(a));
+    case 'Tan': return (a) => f32(Math.tan(a));
+    case 'Asin': return (a) => f32(Math.asin(a));
+    case 'Acos': return (a) => f32(Math.acos(a));
+    case 'Atan': return (a) => f32(Math.atan(a));
+    case 'Sinh': return (a) => f32(Math.sinh(a));
+    case 'Cosh': return (a) => f32(Math.cosh(a));
+    case 'Asinh': return (a) => f32(Math.asinh(a));
+    case 'Acosh': return (a) => f32(Math.acosh(a));
+    case 'Atanh': return (a) => f32(Math.atanh(a));
+    case 'Shrink': {
+      const lambd = attr('lambd', 0.5);
+      const bias = attr('bias', 0);
+      const sub = int ? (a: number) => (a - bias) | 0 : (a: number) => f32(a - bias);
+      const add = int ? (a: number) => (a + bias) | 0 : (a: number) => f32(a + bias);
+      return (a) => (a < -lambd ? add(a) : a > lambd ? sub(a) : 0);
+    }
+    case 'BitwiseAnd': return (a, b) => a & b;
+    case 'BitwiseOr': return (a, b) => a | b;
+    case 'BitwiseXor': return (a, b) => a ^ b;
+    case 'BitwiseNot': return (a) => ~a;
     case 'Sign': return (a) => (Number.isNaN(a) ? a : Math.sign(a) + 0);
     case 'Softplus': return (a) => f32(softplus(a));
     case 'Softsign': return (a) => f32(a / (1 + Math.abs(a)));

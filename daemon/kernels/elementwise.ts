@@ -5,7 +5,7 @@
  */
 import { Attributes } from '../graph/attributes.ts';
 import { isFloatDType, type DType, type Node, type Tensor, type TensorType } from '../graph/ir.ts';
-import { dtypeFromOnnx, nodeError, requireDType, requireSameDType, type DTypeClass } from './elementwise-dtypes.ts';
+import { dtypeFromOnnx, nodeError, onnxDTypeCode, requireDType, requireSameDType, type DTypeClass } from './elementwise-dtypes.ts';
 import { ELEMENTWISE_OPS } from './elementwise-expr.ts';
 import { buildElementwiseKernel } from './elementwise-kernel.ts';
 import { evaluateElementwiseProgram, parseElementwiseProgram, serializeElementwiseProgram } from './elementwise-program.ts';
@@ -171,9 +171,35 @@ const SPECS: ElementwiseSpec[] = [
     ...unary('Cast', 'any', (a) => ({ to: a.int('to') })),
     output: (ctx) => dtypeFromOnnx(new Attributes(ctx.node).int('to'), ctx.node, 'to'),
   },
+  ...['Tan', 'Asin', 'Acos', 'Atan', 'Sinh', 'Cosh', 'Asinh', 'Acosh', 'Atanh'].map((op) => unary(op, 'float')),
+  unary('Shrink', 'numeric', (a) => ({ lambd: a.float('lambd', 0.5), bias: a.float('bias', 0) })),
+  binary('BitwiseAnd', 'integer'), binary('BitwiseOr', 'integer'), binary('BitwiseXor', 'integer'),
+  {
+    ...unary('BitwiseNot', 'integer'),
+    // i32 storage holds unsigned narrow types zero-extended, where ~ would set the high bits
+    check: (ctx) => {
+      const dtype = ctx.inputs[0]?.dtype;
+      if (dtype === 'uint8' || dtype === 'uint16') throw nodeError('EDGERUN_ERR_UNSUPPORTED_OP', ctx.node, `BitwiseNot on ${dtype} is not supported`);
+    },
+  },
+  castLikeSpec(),
   variadic('Max', 'Max', 'numeric'), variadic('Min', 'Min', 'numeric'),
   variadic('Sum', 'Add', 'numeric'), variadic('Mean', 'Add', 'float', true),
 ];
+
+/** CastLike: a Cast to the dtype of input 1 (which is read for its type only). */
+function castLikeSpec(): ElementwiseSpec {
+  return {
+    opType: 'CastLike',
+    inputs: { min: 2, max: 2 },
+    accepts: 'any',
+    output: (ctx) => ctx.inputs[1]!.dtype,
+    program: (ctx, _attributes, dtype) => ({
+      program: { steps: [stepOver('Cast', [{ input: 0 }], { to: onnxDTypeCode(dtype) }, dtype)], result: 0 },
+      tensorInputs: [0],
+    }),
+  };
+}
 
 /** Pow: base and exponent may differ in dtype (opset 12+); the result has the base's dtype. */
 const powSpec: ElementwiseSpec = { ...binary('Pow', 'numeric'), output: (ctx) => ctx.inputs[0]!.dtype };
@@ -201,7 +227,7 @@ function checkInputs(spec: ElementwiseSpec, ctx: OpContext): TensorType[] {
   } else if (spec.opType === 'Pow') {
     requireDType(node, 0, dtypes[0]!, 'numeric');
     requireDType(node, 1, dtypes[1]!, 'numeric');
-  } else {
+  } else if (spec.opType !== 'CastLike') {
     for (const index of given) requireDType(node, index, dtypes[index]!, spec.accepts);
     requireSameDType(node, dtypes, given);
   }

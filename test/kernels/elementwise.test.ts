@@ -34,7 +34,9 @@ const unaryFloat: [string, number, number, Tolerance, Record<string, number | st
   ['Reciprocal', 0.1, 10, EXACT], ['Neg', -3, 3, EXACT], ['Abs', -3, 3, EXACT], ['Floor', -3, 3, EXACT], ['Ceil', -3, 3, EXACT],
   ['Round', -3, 3, EXACT], ['Sin', -6, 6, ULPS], ['Cos', -6, 6, ULPS], ['Sign', -3, 3, EXACT], ['Softplus', -30, 30, LOG_NEAR_ONE],
   ['Softsign', -5, 5, ULPS], ['Elu', -4, 4, ULPS, { alpha: { float: 0.7 } }], ['Selu', -4, 4, ULPS], ['Celu', -4, 4, ULPS, { alpha: { float: 1.5 } }],
-  ['Mish', -6, 6, LOG_NEAR_ONE],
+  ['Mish', -6, 6, LOG_NEAR_ONE], ['Tan', -1.5, 1.5, ULPS], ['Asin', -1, 1, ULPS], ['Acos', -1, 1, ULPS], ['Atan', -5, 5, ULPS],
+  ['Sinh', -5, 5, ULPS], ['Cosh', -5, 5, ULPS], ['Asinh', -5, 5, LOG_NEAR_ONE], ['Acosh', 1, 10, LOG_NEAR_ONE],
+  ['Atanh', -0.99, 0.99, LOG_NEAR_ONE], ['Shrink', -2, 2, EXACT, { lambd: { float: 0.75 }, bias: { float: 0.25 } }],
 ];
 
 const cases: Case[] = [];
@@ -103,6 +105,12 @@ cases.push(
   { name: 'Mean of three inputs', tolerance: { abs: 0, rel: 2.4e-7 }, c: { opType: 'Mean', inputs: [randomTensor([2, 3], 1), randomTensor([3], 2), randomTensor([2, 3], 3)] } },
   { name: 'Max of three inputs', c: { opType: 'Max', inputs: [randomTensor([4], 1), randomTensor([4], 2), randomTensor([1], 3)] } },
   { name: 'Min of one input', c: { opType: 'Min', inputs: [randomTensor([4], 1)] } },
+  { name: 'Shrink on int32', c: { opType: 'Shrink', attributes: { lambd: { float: 1.5 }, bias: { float: 1 } }, inputs: [intTensor('int32', [5], [-3, -1, 0, 2, 5])] } },
+  { name: 'BitwiseAnd/Or/Xor on int32 (opset 18)', c: { opType: 'BitwiseXor', opset: 18, inputs: [intTensor('int32', [4], [5, -1, 12, 0]), intTensor('int32', [4], [3, 7, -8, 1])] } },
+  { name: 'BitwiseAnd on int64 broadcast', c: { opType: 'BitwiseAnd', opset: 18, inputs: [intTensor('int64', [2, 2], [5, -1, 12, 6]), intTensor('int64', [2], [3, 7])] } },
+  { name: 'BitwiseNot on int32', c: { opType: 'BitwiseNot', opset: 18, inputs: [intTensor('int32', [3], [0, -1, 5])] } },
+  { name: 'CastLike float to the int64 of input 1', c: { opType: 'CastLike', opset: 15, inputs: [floatTensor([3], [1.5, -2.7, 3]), intTensor('int64', [1], [0])] } },
+  { name: 'CastLike int64 to bool', c: { opType: 'CastLike', opset: 15, inputs: [intTensor('int64', [3], [0, 2, -1]), intTensor('bool', [1], [0])] } },
   { name: 'Add on a large aligned tensor', c: { opType: 'Add', inputs: [randomTensor([2, 16, 24, 24], 1), randomTensor([16, 1, 1], 2)] } },
 );
 
@@ -159,6 +167,8 @@ const bad: [string, SingleOpCase, string][] = [
   ['Clip with a non-scalar bound', { opType: 'Clip', opset: 13, constantInputs: [1], inputs: [randomTensor([3], 1), randomTensor([2], 2)] }, 'EDGERUN_ERR_SHAPE'],
   ['Add with one input', { opType: 'Add', inputs: [randomTensor([3], 1)] }, 'EDGERUN_ERR_ONNX_INVALID'],
   ['Sum with no inputs', { opType: 'Sum', inputs: [] }, 'EDGERUN_ERR_ONNX_INVALID'],
+  ['BitwiseNot on uint8', { opType: 'BitwiseNot', opset: 18, inputs: [intTensor('uint8', [2], [1, 2])] }, 'EDGERUN_ERR_UNSUPPORTED_OP'],
+  ['BitwiseOr on floats', { opType: 'BitwiseOr', opset: 18, inputs: [randomTensor([2], 1), randomTensor([2], 2)] }, 'EDGERUN_ERR_SHAPE'],
   ['legacy broadcast with axis', { opType: 'Add', opset: 6, attributes: { broadcast: 1, axis: 1 }, inputs: [randomTensor([2, 3], 1), randomTensor([3], 2)] }, 'EDGERUN_ERR_UNSUPPORTED_OP'],
 ];
 
