@@ -158,7 +158,7 @@ const SPECS: ElementwiseSpec[] = [
   unary('Elu', 'float', alpha(1)), unary('Celu', 'float', alpha(1)),
   unary('Selu', 'float', (a) => ({ alpha: a.float('alpha', 1.67326319217681884765625), gamma: a.float('gamma', 1.05070102214813232421875) })),
   unary('Mish', 'float'),
-  { ...unary('Not', 'bool') },
+  unary('Not', 'bool'),
   binary('And', 'bool', 'bool'), binary('Or', 'bool', 'bool'), binary('Xor', 'bool', 'bool'),
   binary('Equal', 'any', 'bool'),
   ...['Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual'].map((op) => binary(op, 'numeric', 'bool')),
