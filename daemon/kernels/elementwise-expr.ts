@@ -2,6 +2,7 @@
  * WGSL expressions for elementwise ONNX ops, and the renderer of ElementwiseProgram (fused chains and
  * producer epilogues). Every value is held as f32 (float dtypes), i32 (integer dtypes) or u32 0/1 (bool).
  */
+import { shaderFragments } from './shader-library.ts';
 import { EdgerunError } from '../errors.ts';
 import { isFloatDType, type DType } from '../graph/ir.ts';
 import type { ElementwiseArg, ElementwiseProgram } from './types.ts';
@@ -45,101 +46,8 @@ export function isNanExpression(x: string): string {
   return `((bitcast<u32>(${x}) & 0x7fffffffu) > 0x7f800000u)`;
 }
 
-/** WGSL helper functions an expression may call; emitted once per module by `elementwiseHelpers`. */
-const HELPERS: Record<string, string> = {
-  bits: F32_BITS_HELPER,
-  softplus: `fn er_softplus(x: f32) -> f32 {
-  // log1p(exp(x)) without losing the small exp(x) to 1 + exp(x) (Goldberg's log1p)
-  if (x > 20.0) { return x; }
-  let e = exp(x);
-  let u = 1.0 + e;
-  if (u == 1.0) { return e; }
-  return log(u) * (e / (u - 1.0));
-}`,
-  erf: `fn er_erf(x: f32) -> f32 {
-  // Abramowitz–Stegun 7.1.26 refined (max abs error 1.5e-7)
-  let s = sign(x);
-  let a = abs(x);
-  let t = 1.0 / (1.0 + 0.3275911 * a);
-  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
-  return s * y;
-}`,
-  tanh: `fn er_tanh(x: f32) -> f32 {
-  // the rational approximation onnxruntime's MLAS uses: accurate in relative terms near 0 (where
-  // (e^2x - 1) / (e^2x + 1) cancels) and free of the overflow of some drivers' builtin for large |x|
-  let c = clamp(x, -9.0, 9.0);
-  let c2 = c * c;
-  var p = c2 * -2.76076847742355e-16 + 2.00018790482477e-13;
-  p = c2 * p + -8.60467152213735e-11;
-  p = c2 * p + 5.12229709037114e-08;
-  p = c2 * p + 1.48572235717979e-05;
-  p = c2 * p + 6.37261928875436e-04;
-  p = c2 * p + 4.89352455891786e-03;
-  var q = c2 * 1.19825839466702e-06 + 1.18534705686654e-04;
-  q = c2 * q + 2.26843463243900e-03;
-  q = c2 * q + 4.89352518554385e-03;
-  return c * p / q;
-}`,
-  sigmoid: `fn er_sigmoid(x: f32) -> f32 {
-  // stable for large |x|
-  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
-  let e = exp(x);
-  return e / (1.0 + e);
-}`,
-  pow: `fn er_pow(a: f32, b: f32) -> f32 {
-  // ONNX Pow follows C pow(): negative bases with integral exponents are defined
-  if (b == 0.0) { return 1.0; }
-  if (b == 2.0) { return a * a; }
-  if (b == 1.0) { return a; }
-  if (b == 0.5) { return sqrt(a); }
-  if (a >= 0.0) { return pow(a, b); }
-  if (floor(b) != b) { return er_f32_bits(0x7fc00000u); }
-  let m = pow(-a, b);
-  if (fract(b * 0.5) != 0.0) { return -m; }
-  return m;
-}`,
-  // Vulkan allows asin/acos/atan 4096 ulp (lavapipe is off by 3e-5): Cephes' single-precision versions instead
-  atan: `fn er_atan(v: f32) -> f32 {
-  var x = abs(v);
-  var y = 0.0;
-  if (x > 2.414213562373095) { y = 1.5707963267948966; x = -1.0 / x; }
-  else if (x > 0.4142135623730950) { y = 0.7853981633974483; x = (x - 1.0) / (x + 1.0); }
-  let z = x * x;
-  y = y + (((8.05374449538e-2 * z - 1.38776856032e-1) * z + 1.99777106478e-1) * z - 3.33329491539e-1) * z * x + x;
-  return select(y, -y, v < 0.0);
-}`,
-  asin: `fn er_asin(v: f32) -> f32 {
-  let a = abs(v);
-  if (a > 1.0) { return er_f32_bits(0x7fc00000u); }
-  var x = a;
-  var z = a * a;
-  if (a > 0.5) { z = 0.5 * (1.0 - a); x = sqrt(z); }
-  var r = ((((4.2163199048e-2 * z + 2.4181311049e-2) * z + 4.5470025998e-2) * z + 7.4953002686e-2) * z + 1.6666752422e-1) * z * x + x;
-  if (a > 0.5) { r = 1.5707963267948966 - (r + r); }
-  return select(r, -r, v < 0.0);
-}
-fn er_acos(x: f32) -> f32 {
-  if (x < -0.5) { return 3.141592653589793 - 2.0 * er_asin(sqrt(0.5 * (1.0 + x))); }
-  if (x > 0.5) { return 2.0 * er_asin(sqrt(0.5 * (1.0 - x))); }
-  return 1.5707963267948966 - er_asin(x);
-}`,
-  round: `fn er_round(x: f32) -> f32 {
-  // round half to even, as ONNX Round
-  return round(x);
-}`,
-  fmod: `fn er_fmod(a: f32, b: f32) -> f32 { return a - b * trunc(a / b); }`,
-  imod: `fn er_imod(a: i32, b: i32) -> i32 {
-  // ONNX Mod with fmod=0: the result takes the divisor's sign
-  let r = a % b;
-  if (r != 0 && ((r < 0) != (b < 0))) { return r + b; }
-  return r;
-}`,
-  fmodpy: `fn er_fmodpy(a: f32, b: f32) -> f32 {
-  let r = a - b * trunc(a / b);
-  if (r != 0.0 && ((r < 0.0) != (b < 0.0))) { return r + b; }
-  return r;
-}`,
-};
+/** WGSL helper functions an expression may call (shaders/math/*.wgsl); emitted once per module by `elementwiseHelpers`. */
+const HELPERS: Record<string, string> = { ...shaderFragments('math'), bits: F32_BITS_HELPER };
 
 /** The helper functions a program needs, as WGSL source (emit once per module, outside any function). */
 export function elementwiseHelpers(programs: (ElementwiseProgram | undefined)[]): string {
