@@ -1,0 +1,247 @@
+/**
+ * Direct convolution over up to three spatial axes (z, y, x; lower ranks use extent-1 axes), used for
+ * every Conv that is not a plain pointwise GEMM (k×k kernels, strides, padding, groups, depthwise) and for
+ * each stride phase of ConvTranspose.
+ *
+ * The generator is told, per axis, which output positions to produce (`start + step·t`, t < count) and
+ * which input coordinates each kernel tap reads (`scale·t + offset + tap.off`). A forward conv has
+ * step 1, scale = stride, offset = -padBegin, tap.off = k·dilation; a ConvTranspose phase has
+ * step = stride, scale 1 and per-tap offsets worked out on the host, so no work is spent on taps that
+ * do not contribute.
+ *
+ * Each invocation computes tm output channels × ty rows × tx columns. Input rows and columns a tile
+ * needs are loaded once per input channel and reused by every tap and output that reads them; the
+ * output-channel tile is the workgroup's y index, so its packed weights are uniform (see conv-wgsl.ts).
+ */
+import type { Epilogue } from './types.ts';
+import { blockFloats, type PackedWeightLayout } from './conv-packing.ts';
+import { epilogueFunction, epilogueKey, packedComponent, uniformVec4Loads } from './conv-wgsl.ts';
+
+export interface DirectTap {
+  /** Kernel index along the axis. */
+  k: number;
+  /** Input coordinate offset added to scale·t + offset. */
+  off: number;
+}
+
+export interface DirectAxis {
+  count: number;
+  start: number;
+  step: number;
+  scale: number;
+  offset: number;
+  taps: DirectTap[];
+  inSize: number;
+  outSize: number;
+}
+
+export interface DirectSpec {
+  batch: number;
+  inChannels: number;
+  outChannels: number;
+  groups: number;
+  /** Kernel extents of W (z, y, x) for flat tap offsets. */
+  kernel: [number, number, number];
+  axes: [DirectAxis, DirectAxis, DirectAxis];
+  tm: number;
+  ty: number;
+  tx: number;
+  workgroup: number;
+  subgroups: boolean;
+  epilogue?: Epilogue;
+}
+
+export function directLayout(spec: DirectSpec): PackedWeightLayout {
+  const [, ky, kx] = spec.kernel;
+  const taps: number[] = [];
+  for (const tz of spec.axes[0].taps) {
+    for (const ty of spec.axes[1].taps) {
+      for (const tx of spec.axes[2].taps) taps.push((tz.k * ky + ty.k) * kx + tx.k);
+    }
+  }
+  return {
+    groups: spec.groups,
+    mg: spec.outChannels / spec.groups,
+    tm: spec.tm,
+    cg: spec.inChannels / spec.groups,
+    taps,
+  };
+}
+
+function axisKey(a: DirectAxis): string {
+  return `${a.count}/${a.start}/${a.step}/${a.scale}/${a.offset}/${a.inSize}/${a.outSize}/[${a.taps.map((t) => `${t.k}@${t.off}`).join(',')}]`;
+}
+
+export function directKey(spec: DirectSpec): string {
+  return `conv-direct:n${spec.batch}:c${spec.inChannels}:m${spec.outChannels}:g${spec.groups}:k${spec.kernel.join('x')}`
+    + `:z${axisKey(spec.axes[0])}:y${axisKey(spec.axes[1])}:x${axisKey(spec.axes[2])}`
+    + `:t${spec.tm}x${spec.ty}x${spec.tx}:wg${spec.workgroup}:sg${spec.subgroups ? 1 : 0}:${epilogueKey(spec.epilogue)}`;
+}
+
+function tileCounts(spec: DirectSpec): { tyc: number; txc: number; total: number } {
+  const [az, ay, ax] = spec.axes;
+  const tyc = Math.ceil(ay.count / spec.ty);
+  const txc = Math.ceil(ax.count / spec.tx);
+  return { tyc, txc, total: az.count * tyc * txc };
+}
+
+export function directDispatch(spec: DirectSpec): [number, number, number] {
+  const layout = directLayout(spec);
+  return [Math.ceil(tileCounts(spec).total / spec.workgroup), spec.groups * Math.ceil(layout.mg / spec.tm), spec.batch];
+}
+
+/** Distinct input offsets (relative to the tile's base coordinate) an axis reads, with the taps using each. */
+function axisReads(axis: DirectAxis, tile: number): { rel: number[]; uses: { pos: number; tap: number; rel: number }[] } {
+  const uses: { pos: number; tap: number; rel: number }[] = [];
+  for (let pos = 0; pos < tile; pos++) {
+    axis.taps.forEach((tap, index) => uses.push({ pos, tap: index, rel: pos * axis.scale + tap.off }));
+  }
+  const rel = [...new Set(uses.map((u) => u.rel))].sort((a, b) => a - b);
+  return { rel, uses };
+}
+
+/** Whether input coordinate base + rel is inside the axis for every tile the dispatch covers. */
+function alwaysInside(axis: DirectAxis, tile: number, rel: number): boolean {
+  const tiles = Math.ceil(axis.count / tile);
+  const first = axis.offset + rel;
+  const last = (tiles - 1) * tile * axis.scale + axis.offset + rel;
+  return first >= 0 && last < axis.inSize;
+}
+
+export function directCode(spec: DirectSpec, label: string): string {
+  const { tm, ty, tx } = spec;
+  const [az, ay, ax] = spec.axes;
+  const layout = directLayout(spec);
+  const cg = layout.cg;
+  const mg = layout.mg;
+  const tpg = Math.ceil(mg / tm);
+  const block4 = blockFloats(layout) / 4;
+  const tileStride4 = (cg + 1) * block4;
+  const { tyc, txc, total } = tileCounts(spec);
+  const overshoot = Math.ceil(total / spec.workgroup) * spec.workgroup !== total;
+  const [D, H, W] = [az.inSize, ay.inSize, ax.inSize];
+  const [OD, OH, OW] = [az.outSize, ay.outSize, ax.outSize];
+  const lane = spec.subgroups ? 'sg_lane' : null;
+  const acc = (i: number, y: number, x: number) => `acc${i}_${y}_${x}`;
+  const zReads = axisReads(az, 1);
+  const yReads = axisReads(ay, ty);
+  const xReads = axisReads(ax, tx);
+  const name = (v: number) => (v < 0 ? `m${-v}` : `${v}`);
+
+  const pre: string[] = [];
+  pre.push(`let bz = i32(gz * ${az.scale}u) + ${az.offset};`);
+  pre.push(`let by = i32(gy0 * ${ay.scale}u) + ${ay.offset};`);
+  pre.push(`let bx = i32(gx0 * ${ax.scale}u) + ${ax.offset};`);
+  const rowValid = new Map<string, string | null>();
+  for (const rz of zReads.rel) {
+    const zInside = alwaysInside(az, 1, rz);
+    pre.push(`let iz${name(rz)} = bz + ${rz};`);
+    for (const ry of yReads.rel) {
+      const yInside = alwaysInside(ay, ty, ry);
+      const key = `${name(rz)}_${name(ry)}`;
+      pre.push(`let iy${key} = by + ${ry};`);
+      const conditions: string[] = [];
+      if (!zInside) conditions.push(`u32(iz${name(rz)}) < ${D}u`);
+      if (!yInside) conditions.push(`u32(iy${key}) < ${H}u`);
+      const valid = conditions.length ? conditions.join(' && ') : null;
+      rowValid.set(key, valid ? `rv${key}` : null);
+      if (valid) pre.push(`let rv${key} = ${valid};`);
+      const zTerm = D > 1 ? `u32(iz${name(rz)}) * ${H * W}u + ` : '';
+      pre.push(`let ro${key} = ${valid ? `select(0u, ${zTerm}u32(iy${key}) * ${W}u, rv${key})` : `${zTerm}u32(iy${key}) * ${W}u`};`);
+    }
+  }
+  const colValid = new Map<number, string | null>();
+  for (const q of xReads.rel) {
+    const inside = alwaysInside(ax, tx, q);
+    pre.push(`let ix${name(q)} = bx + ${q};`);
+    if (!inside) pre.push(`let cv${name(q)} = u32(ix${name(q)}) < ${W}u;`);
+    colValid.set(q, inside ? null : `cv${name(q)}`);
+    pre.push(`let co${name(q)} = ${inside ? `u32(ix${name(q)})` : `select(0u, u32(ix${name(q)}), cv${name(q)})`};`);
+  }
+
+  const init: string[] = [];
+  init.push(...uniformVec4Loads('w', `wt + ${cg * block4}u`, block4, 'b', lane));
+  for (let i = 0; i < tm; i++) {
+    for (let y = 0; y < ty; y++) for (let x = 0; x < tx; x++) init.push(`var ${acc(i, y, x)} = ${packedComponent('b', i)};`);
+  }
+
+  const ntx = ax.taps.length;
+  const nty = ay.taps.length;
+  const body: string[] = [];
+  if (layout.taps.length > 0) {
+    body.push(...uniformVec4Loads('w', `wt + c * ${block4}u`, block4, 'w', lane));
+    body.push(`let xc = xg + c * ${D * H * W}u;`);
+    zReads.uses.forEach((zu) => {
+      for (const ry of yReads.rel) {
+        const key = `${name(zu.rel)}_${name(ry)}`;
+        const yUses = yReads.uses.filter((u) => u.rel === ry);
+        const neededCols = new Set<number>();
+        for (const yu of yUses) for (const xu of xReads.uses) neededCols.add(xu.rel);
+        for (const q of neededCols) {
+          const conditions = [rowValid.get(key), colValid.get(q)].filter((v): v is string => !!v);
+          const load = `x[xc + ro${key} + co${name(q)}]`;
+          body.push(`let x${key}_${name(q)} = ${conditions.length ? `select(0.0, ${load}, ${conditions.join(' && ')})` : load};`);
+        }
+        for (const yu of yUses) {
+          for (const xu of xReads.uses) {
+            const tap = (zu.tap * nty + yu.tap) * ntx + xu.tap;
+            for (let i = 0; i < tm; i++) {
+              const a = acc(i, yu.pos, xu.pos);
+              body.push(`${a} = fma(${packedComponent('w', tap * tm + i)}, x${key}_${name(xu.rel)}, ${a});`);
+            }
+          }
+        }
+      }
+    });
+  }
+
+  const stores: string[] = [];
+  stores.push(`let oz = ${az.start}u + gz * ${az.step}u;`);
+  stores.push(`let ob = (n * ${spec.outChannels}u + g * ${mg}u + m0) * ${OD * OH * OW}u + oz * ${OH * OW}u;`);
+  for (let y = 0; y < ty; y++) {
+    for (let x = 0; x < tx; x++) {
+      const guards: string[] = [];
+      if (overshoot) guards.push(`gid.x < ${total}u`);
+      if (ay.count % ty !== 0) guards.push(`gy0 + ${y}u < ${ay.count}u`);
+      if (ax.count % tx !== 0) guards.push(`gx0 + ${x}u < ${ax.count}u`);
+      const pixel = `(${ay.start}u + (gy0 + ${y}u) * ${ay.step}u) * ${OW}u + ${ax.start}u + (gx0 + ${x}u) * ${ax.step}u`;
+      const lines: string[] = [`let op${y}_${x} = ob + ${pixel};`];
+      for (let i = 0; i < tm; i++) {
+        const store = `y[op${y}_${x} + ${i * OD * OH * OW}u] = epilogue(${acc(i, y, x)});`;
+        lines.push(mg % tm !== 0 ? `if (m0 + ${i}u < ${mg}u) { ${store} }` : store);
+      }
+      stores.push(guards.length ? `if (${guards.join(' && ')}) {\n    ${lines.join('\n    ')}\n  }` : lines.join('\n  '));
+    }
+  }
+
+  const params = ['@builtin(global_invocation_id) gid: vec3<u32>', '@builtin(workgroup_id) wid: vec3<u32>'];
+  if (lane) params.push('@builtin(subgroup_invocation_id) sg_lane: u32');
+  const loop = layout.taps.length > 0
+    ? `for (var c = 0u; c < ${cg}u; c++) {\n    ${body.join('\n    ')}\n  }`
+    : '// no kernel tap reaches these outputs: they hold the bias';
+  return `${spec.subgroups ? 'enable subgroups;\n' : ''}// ${label}: direct conv, ${tm} channels x ${ty}x${tx} outputs per invocation
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+${epilogueFunction(spec.epilogue)}
+
+@compute @workgroup_size(${spec.workgroup})
+fn main(${params.join(', ')}) {
+  let n = wid.z;
+  let g = wid.y / ${tpg}u;
+  let m0 = (wid.y % ${tpg}u) * ${tm}u;
+  let wt = wid.y * ${tileStride4}u;
+  let tile = ${overshoot ? `min(gid.x, ${total - 1}u)` : 'gid.x'};
+  let gz = tile / ${tyc * txc}u;
+  let gr = tile % ${tyc * txc}u;
+  let gy0 = (gr / ${txc}u) * ${ty}u;
+  let gx0 = (gr % ${txc}u) * ${tx}u;
+  ${pre.join('\n  ')}
+  let xg = (n * ${spec.inChannels}u + g * ${cg}u) * ${D * H * W}u;
+  ${init.join('\n  ')}
+  ${loop}
+  ${stores.join('\n  ')}
+}
+`;
+}

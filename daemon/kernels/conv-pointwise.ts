@@ -1,0 +1,109 @@
+/**
+ * 1×1 convolution with unit strides and no padding (group 1): per image a GEMM
+ *   Y[m, p] = bias[m] + Σ_c W[m, c] · X[c, p]     over the flattened pixels p.
+ * Each invocation computes a register tile of `tm` output channels × `tp` consecutive pixels; the output
+ * channel tile is the workgroup's y index, so its weights are the same for every lane (loaded once per
+ * input channel, shared by subgroup broadcast where that pays) and each X element loaded feeds tm FMAs.
+ * X and Y move as vec4 when the pixel count allows it.
+ */
+import type { Epilogue } from './types.ts';
+import { blockFloats, type PackedWeightLayout } from './conv-packing.ts';
+import { epilogueFunction, epilogueKey, packedComponent, uniformVec4Loads } from './conv-wgsl.ts';
+
+export interface PointwiseSpec {
+  batch: number;
+  inChannels: number;
+  outChannels: number;
+  pixels: number;
+  tm: number;
+  tp: number;
+  workgroup: number;
+  subgroups: boolean;
+  epilogue?: Epilogue;
+}
+
+export function pointwiseLayout(spec: PointwiseSpec): PackedWeightLayout {
+  return { groups: 1, mg: spec.outChannels, tm: spec.tm, cg: spec.inChannels, taps: [0] };
+}
+
+export function pointwiseKey(spec: PointwiseSpec): string {
+  return `conv-pw:n${spec.batch}:c${spec.inChannels}:m${spec.outChannels}:p${spec.pixels}:t${spec.tm}x${spec.tp}:wg${spec.workgroup}:sg${spec.subgroups ? 1 : 0}:${epilogueKey(spec.epilogue)}`;
+}
+
+export function pointwiseDispatch(spec: PointwiseSpec): [number, number, number] {
+  return [Math.ceil(spec.pixels / spec.tp / spec.workgroup), Math.ceil(spec.outChannels / spec.tm), spec.batch];
+}
+
+export function pointwiseCode(spec: PointwiseSpec, label: string): string {
+  const { inChannels: C, outChannels: M, pixels: P, tm, tp } = spec;
+  const vec = P % 4 === 0 && tp % 4 === 0;
+  const unit = vec ? 4 : 1;
+  const block4 = blockFloats(pointwiseLayout(spec)) / 4;
+  const tileStride4 = (C + 1) * block4;
+  const lane = spec.subgroups ? 'sg_lane' : null;
+  const partialM = M % tm !== 0;
+  const acc = (i: number, j: number) => `acc${i}_${j}`;
+
+  const init: string[] = [];
+  init.push(...uniformVec4Loads('w', `wt + ${C * block4}u`, block4, 'b', lane));
+  for (let i = 0; i < tm; i++) for (let j = 0; j < tp; j++) init.push(`var ${acc(i, j)} = ${packedComponent('b', i)};`);
+
+  const body: string[] = [];
+  body.push(...uniformVec4Loads('w', `wt + c * ${block4}u`, block4, 'w', lane));
+  body.push(`let xc = xn + c * ${P / unit}u;`);
+  if (vec) {
+    for (let v = 0; v < tp / 4; v++) {
+      body.push(`let xv${v} = x[xc + min(p4 + ${v}u, ${P / 4 - 1}u)];`);
+      for (let q = 0; q < 4; q++) body.push(`let x${v * 4 + q} = xv${v}.${'xyzw'[q]};`);
+    }
+  } else {
+    for (let j = 0; j < tp; j++) body.push(`let x${j} = x[xc + min(p0 + ${j}u, ${P - 1}u)];`);
+  }
+  for (let i = 0; i < tm; i++) {
+    body.push(`let wm${i} = ${packedComponent('w', i)};`);
+    for (let j = 0; j < tp; j++) body.push(`${acc(i, j)} = fma(wm${i}, x${j}, ${acc(i, j)});`);
+  }
+
+  const stores: string[] = [];
+  for (let i = 0; i < tm; i++) {
+    const guardM = partialM ? `m0 + ${i}u < ${M}u && ` : '';
+    const row = `yn + (m0 + ${i}u) * ${P / unit}u`;
+    if (vec) {
+      for (let v = 0; v < tp / 4; v++) {
+        const values = [0, 1, 2, 3].map((q) => `epilogue(${acc(i, v * 4 + q)})`).join(', ');
+        stores.push(`if (${guardM}p4 + ${v}u < ${P / 4}u) { y[${row} + p4 + ${v}u] = vec4<f32>(${values}); }`);
+      }
+    } else {
+      for (let j = 0; j < tp; j++) {
+        stores.push(`if (${guardM}p0 + ${j}u < ${P}u) { y[${row} + p0 + ${j}u] = epilogue(${acc(i, j)}); }`);
+      }
+    }
+  }
+
+  const elem = vec ? 'vec4<f32>' : 'f32';
+  const params = ['@builtin(global_invocation_id) gid: vec3<u32>', '@builtin(workgroup_id) wid: vec3<u32>'];
+  if (lane) params.push('@builtin(subgroup_invocation_id) sg_lane: u32');
+  return `${spec.subgroups ? 'enable subgroups;\n' : ''}// ${label}: pointwise conv, ${tm} channels x ${tp} pixels per invocation
+@group(0) @binding(0) var<storage, read> x: array<${elem}>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y: array<${elem}>;
+
+${epilogueFunction(spec.epilogue)}
+
+@compute @workgroup_size(${spec.workgroup})
+fn main(${params.join(', ')}) {
+  let n = wid.z;
+  let m0 = wid.y * ${tm}u;
+  let wt = wid.y * ${tileStride4}u;
+  let p0 = gid.x * ${tp}u;
+  let p4 = gid.x * ${tp / unit}u;
+  let xn = n * ${(C * P) / unit}u;
+  let yn = n * ${(M * P) / unit}u;
+  ${init.join('\n  ')}
+  for (var c = 0u; c < ${C}u; c++) {
+    ${body.join('\n    ')}
+  }
+  ${stores.join('\n  ')}
+}
+`;
+}
