@@ -4,7 +4,7 @@
  *
  * Error bound: each layer sums ≤ ffn (≤ 128) products per output in f32 (relative rounding ~√K·2⁻²⁴ ≈ 7e-7),
  * softmax and layer norm renormalise, and erf is a 1.5e-7 approximation; through ≤ 3 layers plus the tanh pooler
- * the outputs (of order 1) agree to well under 1e-4, which is the bound.
+ * the outputs (of order 1) agree to ~1e-6 (measured); the bound, 1e-5, leaves a factor of ten.
  */
 import t from 'tap';
 import { buildTransformerDecoder, buildTransformerEncoder, type TransformerFixture } from '../fixtures/transformer-models.ts';
@@ -12,7 +12,7 @@ import { closeSharedEngine, compareWithOrt } from '../helpers/engine-oracle.ts';
 
 t.teardown(closeSharedEngine);
 
-const BOUND = 1e-4;
+const BOUND = 1e-5;
 
 const CASES: { name: string; build: () => TransformerFixture }[] = [
   { name: 'encoder opset 11, decomposed layer norm, dynamic shapes', build: () => buildTransformerEncoder({ opset: 11, layers: 2, hidden: 32, heads: 4, ffn: 64, seq: 8, layerNorm: 'decomposed', shapes: 'dynamic' }) },
