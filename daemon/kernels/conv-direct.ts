@@ -13,7 +13,7 @@
  * needs are loaded once per input channel and reused by every tap and output that reads them; the
  * output-channel tile is the workgroup's y index, so its packed weights are uniform (see conv-wgsl.ts).
  */
-import type { Epilogue } from './types.ts';
+import type { Binding, Epilogue } from './types.ts';
 import { blockFloats, type PackedWeightLayout } from './conv-packing.ts';
 import { epilogueFunction, epilogueKey, packedComponent, uniformVec4Loads } from './conv-wgsl.ts';
 
@@ -66,6 +66,12 @@ export function directLayout(spec: DirectSpec): PackedWeightLayout {
     cg: spec.inChannels / spec.groups,
     taps,
   };
+}
+
+/** The program's bindings: X, packed weights, Y (X is left out when no tap reaches the outputs). */
+export function directBindings(spec: DirectSpec, weights: Binding): Binding[] {
+  const y: Binding = { kind: 'output', index: 0 };
+  return directLayout(spec).taps.length > 0 ? [{ kind: 'input', index: 0 }, weights, y] : [weights, y];
 }
 
 function axisKey(a: DirectAxis): string {
@@ -220,9 +226,8 @@ export function directCode(spec: DirectSpec, label: string): string {
     ? `for (var c = 0u; c < ${cg}u; c++) {\n    ${body.join('\n    ')}\n  }`
     : '// no kernel tap reaches these outputs: they hold the bias';
   return `${spec.subgroups ? 'enable subgroups;\n' : ''}// ${label}: direct conv, ${tm} channels x ${ty}x${tx} outputs per invocation
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+${layout.taps.length > 0 ? '@group(0) @binding(0) var<storage, read> x: array<f32>;\n' : ''}@group(0) @binding(${layout.taps.length > 0 ? 1 : 0}) var<storage, read> w: array<vec4<f32>>;
+@group(0) @binding(${layout.taps.length > 0 ? 2 : 1}) var<storage, read_write> y: array<f32>;
 
 ${epilogueFunction(spec.epilogue)}
 

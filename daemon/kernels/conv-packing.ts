@@ -33,9 +33,9 @@ export function tilesPerGroup(layout: PackedWeightLayout): number {
   return Math.ceil(layout.mg / layout.tm);
 }
 
-/** Floats per (tile, channel) block: taps × tm rounded up to whole vec4s. */
+/** Floats per (tile, channel) block: taps × tm rounded up to whole vec4s (at least tm, for the bias). */
 export function blockFloats(layout: PackedWeightLayout): number {
-  return Math.ceil((layout.taps.length * layout.tm) / 4) * 4;
+  return Math.ceil((Math.max(1, layout.taps.length) * layout.tm) / 4) * 4;
 }
 
 export function packedFloats(layout: PackedWeightLayout): number {

@@ -8,7 +8,7 @@ import { Attributes } from '../graph/attributes.ts';
 import { isFloatDType, type TensorType } from '../graph/ir.ts';
 import type { BuildContext, KernelProgram, OpContext, OpDefinition } from './types.ts';
 import { forwardWindow, invalidError, shapeError, unsupportedError, type WindowGeometry } from './conv-geometry.ts';
-import { directCode, directDispatch, directKey, directLayout, type DirectAxis, type DirectSpec } from './conv-direct.ts';
+import { directBindings, directCode, directDispatch, directKey, directLayout, type DirectAxis, type DirectSpec } from './conv-direct.ts';
 import { packedWeightsBinding, packingMap } from './conv-packing.ts';
 import { pointwiseCode, pointwiseDispatch, pointwiseKey, pointwiseLayout, type PointwiseSpec } from './conv-pointwise.ts';
 import { channelTile, checkDispatch, useSubgroupBroadcast } from './conv-wgsl.ts';
@@ -122,7 +122,7 @@ function buildConv(ctx: BuildContext): KernelProgram[] {
   checkDispatch(node, device, workgroups);
   return [...weights.prelude, {
     label, key: directKey(spec), code: directCode(spec, label), workgroups,
-    bindings: [bindX, weights.binding, bindY],
+    bindings: directBindings(spec, weights.binding),
   }];
 }
 
