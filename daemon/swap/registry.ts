@@ -1,0 +1,51 @@
+/**
+ * The contract between serving (HTTP, CLI) and the model lifecycle (store + hot-swap). Serving never holds a
+ * Session directly: it leases the version that is active now and releases it when the request is done, so a
+ * swap can drain in-flight requests on the old version before freeing it.
+ */
+import type { Session, TensorInfo } from '../engine/types.ts';
+
+export type ModelState = 'LOADING' | 'READY' | 'UNAVAILABLE' | 'FAILED';
+
+export interface ModelVersionInfo {
+  name: string;
+  version: string;
+  state: ModelState;
+  /** 'webgpu' or 'onnxruntime-cpu'. */
+  engine: string;
+  inputs: TensorInfo[];
+  outputs: TensorInfo[];
+  /** Why the version is not ready (failed load, failed gate, unloaded), when it is not. */
+  reason?: string;
+}
+
+export interface ModelInfo {
+  name: string;
+  /** The version serving unversioned requests, if any. */
+  activeVersion?: string;
+  /** Every version the registry knows (active, loading, draining, failed, previous). */
+  versions: ModelVersionInfo[];
+}
+
+export interface Lease {
+  readonly name: string;
+  readonly version: string;
+  readonly engine: string;
+  readonly session: Session;
+  /** Must be called exactly once when the request using the session is done (success or failure). */
+  release(outcome?: { ok: boolean; latencyMs: number }): void;
+}
+
+export interface ModelRegistry {
+  list(): ModelInfo[];
+  get(name: string): ModelInfo | undefined;
+  /**
+   * The session serving `name` (the active version, or exactly `version`), counted as in flight until released.
+   * Throws EdgerunError EDGERUN_ERR_MODEL_NOT_FOUND / EDGERUN_ERR_MODEL_NOT_READY naming the model and version.
+   */
+  acquire(name: string, version?: string): Lease;
+  /** Repository API: (re)load a model from the models folder or store; resolves when it serves or fails. */
+  load(name: string): Promise<ModelInfo>;
+  /** Repository API: stop serving a model (drains in-flight requests first). */
+  unload(name: string): Promise<void>;
+}
