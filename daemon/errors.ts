@@ -19,6 +19,17 @@ export const ERROR_CODES = {
   EDGERUN_ERR_SESSION_CLOSED: { status: 409, summary: 'the session was closed' },
   EDGERUN_ERR_CLI_USAGE: { status: 400, summary: 'the command line is invalid' },
   EDGERUN_ERR_IO: { status: 500, summary: 'a file could not be read or written' },
+  EDGERUN_ERR_CONFIG: { status: 400, summary: 'the daemon configuration is invalid (names the key)' },
+  EDGERUN_ERR_PACKAGE_INVALID: { status: 400, summary: 'a model package is malformed: manifest, file hashes or sizes, eval set' },
+  EDGERUN_ERR_STORE: { status: 500, summary: 'the model store could not install, activate or read a package' },
+  EDGERUN_ERR_MODEL_NOT_FOUND: { status: 404, summary: 'no such model or model version' },
+  EDGERUN_ERR_MODEL_NOT_READY: { status: 503, summary: 'the model (version) exists but is not ready to serve' },
+  EDGERUN_ERR_GATE_FAILED: { status: 422, summary: 'a new model version failed its accuracy gate and was not swapped in' },
+  EDGERUN_ERR_REQUEST: { status: 400, summary: 'an HTTP request body or parameter is invalid (names the field)' },
+  EDGERUN_ERR_OVERLOADED: { status: 503, summary: 'the inference queue is full; retry later' },
+  EDGERUN_ERR_TIMEOUT: { status: 504, summary: 'the request did not complete within its timeout' },
+  EDGERUN_ERR_DRAINING: { status: 503, summary: 'the daemon is shutting down and takes no new requests' },
+  EDGERUN_ERR_TELEMETRY: { status: 500, summary: 'the telemetry database could not be opened or written' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
