@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   EDGERUN_ERR_TIMEOUT: { status: 504, summary: 'the request did not complete within its timeout' },
   EDGERUN_ERR_DRAINING: { status: 503, summary: 'the daemon is shutting down and takes no new requests' },
   EDGERUN_ERR_TELEMETRY: { status: 500, summary: 'the telemetry database could not be opened or written' },
+  EDGERUN_ERR_STARTUP: { status: 500, summary: 'a daemon component failed to start (names the component)' },
   EDGERUN_ERR_ENGINE: { status: 500, summary: 'the inference engine (onnxruntime) failed to load or run a model, or its thread died (names the model)' },
 } as const;
 
