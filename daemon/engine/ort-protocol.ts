@@ -1,0 +1,37 @@
+/** Messages between OrtCpuEngine (serving thread) and an onnxruntime thread (one per session). */
+import type { ErrorCode } from '../errors.ts';
+import type { Tensor } from '../graph/ir.ts';
+import type { TensorInfo } from './types.ts';
+
+export interface OrtSessionOptions {
+  /** Threads onnxruntime uses inside one operator (default: onnxruntime's choice, the number of cores). */
+  intraOpNumThreads?: number;
+}
+
+export type OrtRequest =
+  | { op: 'load'; modelPath: string; options: OrtSessionOptions }
+  | { op: 'run'; feeds: [string, Tensor][] }
+  | { op: 'close' };
+
+export interface OrtLoaded {
+  inputs: TensorInfo[];
+  outputs: TensorInfo[];
+}
+
+export interface OrtRunResult {
+  outputs: [string, Tensor][];
+  /** Time inside onnxruntime's run on the thread, conversions excluded. */
+  computeMs: number;
+}
+
+export interface SerializedError {
+  message: string;
+  code?: ErrorCode;
+  context?: Record<string, unknown>;
+}
+
+export type OrtReply =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: SerializedError };
+
+export type OrtRequestMessage = OrtRequest & { id: number };
