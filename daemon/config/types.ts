@@ -1,0 +1,51 @@
+/**
+ * The daemon configuration as the code sees it: config/schema.json describes the same shape for files, and
+ * config/default.json fills every key. `ResolvedConfig` is what loadConfig returns: directories made absolute
+ * and the null "choose for me" values replaced.
+ */
+export type EngineKind = 'auto' | 'webgpu' | 'onnxruntime-cpu';
+export type PowerSourceName = 'rapl' | 'hwmon' | 'nvidia' | 'ina3221' | 'battery';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface DaemonConfig {
+  server: { host: string; port: number; requestTimeoutMs: number; keepAliveTimeoutMs: number };
+  limits: { bodyBytes: number; maxQueueDepth: number; maxConcurrentInferences: number };
+  state: { dir: string | null };
+  models: { dir: string | null };
+  engine: { kind: EngineKind; adapterIndex: number | null; cpuThreads: number | null };
+  swap: {
+    keepVersions: number;
+    warmupRuns: number;
+    gate: { enabled: boolean };
+    probation: { windowMs: number; minRequests: number; maxErrorRate: number; maxLatencyRatio: number };
+  };
+  telemetry: {
+    enabled: boolean;
+    dbFile: string | null;
+    flushIntervalMs: number;
+    batchSize: number;
+    shadowFraction: number;
+    retention: { maxAgeDays: number; maxBytes: number; rollupAfterHours: number };
+  };
+  power: { sources: PowerSourceName[]; sysfsRoot: string; intervalMs: number; nvidiaSmi: string };
+  lifecycle: { shutdownGraceMs: number; componentStopTimeoutMs: number; watchdog: boolean };
+  fleet: { broker: string | null };
+  log: { level: LogLevel };
+}
+
+export interface ResolvedConfig extends DaemonConfig {
+  state: { dir: string };
+  models: { dir: string };
+  telemetry: DaemonConfig['telemetry'] & { dbFile: string };
+}
+
+/** Where a value came from, for error messages and the startup log. */
+export type ConfigSource = 'default' | 'file' | 'env' | 'flag';
+
+/** The daemon's command-line flags, as typed (strings) or already parsed. */
+export interface ConfigFlags {
+  port?: string | number;
+  stateDir?: string;
+  modelsDir?: string;
+  broker?: string;
+}
