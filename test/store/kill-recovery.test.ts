@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { sha256File } from '../../daemon/package/package-files.ts';
 import { readPackage } from '../../daemon/package/read-package.ts';
 import { ModelStore } from '../../daemon/store/model-store.ts';
@@ -88,7 +88,7 @@ function runAndKill(stateDir: string, start: number, delayMs: number, early: boo
 }
 
 /** Checks the store from the outside (its files), not through the code under test alone. */
-async function assertConsistent(t: Tap.Test, store: ModelStore, label: string): Promise<void> {
+async function assertConsistent(t: Test, store: ModelStore, label: string): Promise<void> {
   const { layout } = store;
   t.same(await fs.readdir(layout.tmp), [], `${label}: tmp/ is empty`);
   const listed = await store.list();
