@@ -3,7 +3,7 @@
  * raw request rows for percentiles), so the cost depends on the window's minutes and versions, not on traffic.
  */
 import { LatencyHistogram } from './histogram.ts';
-import { BUCKET_MS, type RollupRow } from './rollups.ts';
+import { BUCKET_MS, bucketStart, type RollupRow } from './rollups.ts';
 import type { TelemetryDb } from './schema.ts';
 import { powerSummary, powerSeries } from './power-summary.ts';
 import type { LatencyPoint, TelemetrySummary, VersionSummary } from './summary-types.ts';
@@ -128,10 +128,13 @@ export class TelemetryStore {
       WHERE at > ? AND at <= ? AND (? IS NULL OR model = ?)`).all(since, until, model, model);
   }
 
+  /** Counted over the same whole minutes as the rollups, so the codes add up to the errors shown beside them. */
   private errorCodes(since: number, until: number, model: string | null): Map<string, { code: string; count: number }[]> {
+    const from = bucketStart(since, 'minute');
+    const to = bucketStart(until, 'minute') + BUCKET_MS.minute;
     const rows = this.db.prepare<unknown[], { model: string; version: string; error: string; n: number }>(`SELECT model, version, error, count(*) AS n
-      FROM requests WHERE ok = 0 AND at > ? AND at <= ? AND (? IS NULL OR model = ?)
-      GROUP BY model, version, error ORDER BY n DESC`).all(since, until, model, model);
+      FROM requests WHERE ok = 0 AND at >= ? AND at < ? AND (? IS NULL OR model = ?)
+      GROUP BY model, version, error ORDER BY n DESC, error`).all(from, to, model, model);
     const result = new Map<string, { code: string; count: number }[]>();
     for (const r of rows) {
       const key = `${r.model}\u0000${r.version}`;
