@@ -93,9 +93,11 @@ export function elementKernel(spec: ElementKernelSpec): KernelProgram | null {
     ...(perInvocation === 1
       ? ['  element(idx);']
       : [
-        `  for (var k = 0u; k < ${perInvocation}u; k++) {`,
-        `    let e = idx * ${perInvocation}u + k;`,
-        `    if (e >= ${spec.total}u) { return; }`,
+        // a lane-dependent trip count keeps the loop a loop: lavapipe fully unrolls constant-count loops,
+        // and every unrolled copy of a load or store costs ~10-50 ms of first-dispatch compile time
+        `  let first = idx * ${perInvocation}u;`,
+        `  let end = min(first + ${perInvocation}u, ${spec.total}u);`,
+        '  for (var e = first; e < end; e++) {',
         '    element(e);',
         '  }',
       ]),

@@ -132,9 +132,10 @@ export function buildElementwiseKernel(spec: ElementwiseKernelSpec): KernelProgr
     ...(perInvocation === 1
       ? ['  let unit = idx;', ...unitBody.map((line) => `  ${line}`)]
       : [
-        `  for (var k = 0u; k < ${perInvocation}u; k++) {`,
-        `    let unit = idx * ${perInvocation}u + k;`,
-        `    if (unit >= ${units}u) { return; }`,
+        // a lane-dependent trip count keeps the loop a loop (see elementKernel in data-movement-common.ts)
+        `  let first = idx * ${perInvocation}u;`,
+        `  let end = min(first + ${perInvocation}u, ${units}u);`,
+        '  for (var unit = first; unit < end; unit++) {',
         ...unitBody.map((line) => `    ${line}`),
         '  }',
       ]),
