@@ -15,7 +15,7 @@
  */
 import type { Binding, Epilogue } from './types.ts';
 import { blockFloats, type PackedWeightLayout } from './conv-packing.ts';
-import { epilogueFunction, epilogueKey, packedComponent, uniformVec4Loads } from './conv-wgsl.ts';
+import { epilogueFunction, epilogueKey, opaqueBound, packedComponent, uniformVec4Loads } from './conv-wgsl.ts';
 
 export interface DirectTap {
   /** Kernel index along the axis. */
@@ -91,9 +91,21 @@ function tileCounts(spec: DirectSpec): { tyc: number; txc: number; total: number
   return { tyc, txc, total: az.count * tyc * txc };
 }
 
+/**
+ * Single-channel tiles (depthwise: one input and one output channel per group) load their few weights
+ * per lane, so a workgroup may span several channels: small maps then keep every lane busy.
+ */
+function lanesSpanChannels(spec: DirectSpec): boolean {
+  const layout = directLayout(spec);
+  return layout.cg === 1 && spec.tm === 1;
+}
+
 export function directDispatch(spec: DirectSpec): [number, number, number] {
   const layout = directLayout(spec);
-  return [Math.ceil(tileCounts(spec).total / spec.workgroup), spec.groups * Math.ceil(layout.mg / spec.tm), spec.batch];
+  const channelTiles = spec.groups * Math.ceil(layout.mg / spec.tm);
+  const tiles = tileCounts(spec).total;
+  if (lanesSpanChannels(spec)) return [Math.ceil((tiles * channelTiles) / spec.workgroup), 1, spec.batch];
+  return [Math.ceil(tiles / spec.workgroup), channelTiles, spec.batch];
 }
 
 /** Distinct input offsets (relative to the tile's base coordinate) an axis reads, with the taps using each. */
@@ -114,6 +126,30 @@ function alwaysInside(axis: DirectAxis, tile: number, rel: number): boolean {
   return first >= 0 && last < axis.inSize;
 }
 
+/**
+ * How a tile reads its input columns. Scalar: one load per distinct column offset. Vector (input rows a
+ * multiple of 4 wide and tiles starting on a known residue mod 4): aligned vec4 loads covering the
+ * offsets, each either wholly inside or wholly outside the row, so one bounds check serves 4 elements.
+ */
+interface ColumnPlan {
+  vector: boolean;
+  /** Scalar: the offsets themselves. Vector: the relative start of each aligned vec4. */
+  starts: number[];
+  /** Where a column offset lives: its load and (vector) component. */
+  locate(q: number): { load: number; component: number };
+}
+
+function columnPlan(axis: DirectAxis, tile: number, offsets: number[]): ColumnPlan {
+  const vector = !process.env.CONV_NOVEC && axis.inSize % 4 === 0 && (tile * axis.scale) % 4 === 0 && offsets.length > 0;
+  if (!vector) return { vector, starts: offsets, locate: (q) => ({ load: offsets.indexOf(q), component: 0 }) };
+  // bx = gx0·scale + offset ≡ offset (mod 4) for every tile
+  const residue = ((axis.offset % 4) + 4) % 4;
+  const first = Math.floor((residue + offsets[0]) / 4) * 4 - residue;
+  const count = Math.floor((residue + offsets[offsets.length - 1]) / 4) - Math.floor((residue + offsets[0]) / 4) + 1;
+  const starts = Array.from({ length: count }, (_, j) => first + 4 * j);
+  return { vector, starts, locate: (q) => ({ load: Math.floor((q - first) / 4), component: (q - first) % 4 }) };
+}
+
 export function directCode(spec: DirectSpec, label: string): string {
   const { tm, ty, tx } = spec;
   const [az, ay, ax] = spec.axes;
@@ -124,15 +160,20 @@ export function directCode(spec: DirectSpec, label: string): string {
   const block4 = blockFloats(layout) / 4;
   const tileStride4 = (cg + 1) * block4;
   const { tyc, txc, total } = tileCounts(spec);
-  const overshoot = Math.ceil(total / spec.workgroup) * spec.workgroup !== total;
+  const spanChannels = lanesSpanChannels(spec);
+  const invocations = spanChannels ? total * spec.groups * tpg : total;
+  const overshoot = Math.ceil(invocations / spec.workgroup) * spec.workgroup !== invocations;
   const [D, H, W] = [az.inSize, ay.inSize, ax.inSize];
   const [OD, OH, OW] = [az.outSize, ay.outSize, ax.outSize];
-  const lane = spec.subgroups ? 'sg_lane' : null;
+  const lane = spec.subgroups && !spanChannels ? 'sg_lane' : null;
   const acc = (i: number, y: number, x: number) => `acc${i}_${y}_${x}`;
   const zReads = axisReads(az, 1);
   const yReads = axisReads(ay, ty);
   const xReads = axisReads(ax, tx);
+  const columns = columnPlan(ax, tx, xReads.rel);
+  const vecStores = !process.env.CONV_NOVEC && ax.step === 1 && ax.start === 0 && OW % 4 === 0 && tx % 4 === 0;
   const name = (v: number) => (v < 0 ? `m${-v}` : `${v}`);
+  const hasTaps = layout.taps.length > 0;
 
   const pre: string[] = [];
   pre.push(`let bz = i32(gz * ${az.scale}u) + ${az.offset};`);
@@ -156,14 +197,14 @@ export function directCode(spec: DirectSpec, label: string): string {
       pre.push(`let ro${key} = ${valid ? `select(0u, ${zTerm}u32(iy${key}) * ${W}u, rv${key})` : `${zTerm}u32(iy${key}) * ${W}u`};`);
     }
   }
-  const colValid = new Map<number, string | null>();
-  for (const q of xReads.rel) {
-    const inside = alwaysInside(ax, tx, q);
-    pre.push(`let ix${name(q)} = bx + ${q};`);
-    if (!inside) pre.push(`let cv${name(q)} = u32(ix${name(q)}) < ${W}u;`);
-    colValid.set(q, inside ? null : `cv${name(q)}`);
-    pre.push(`let co${name(q)} = ${inside ? `u32(ix${name(q)})` : `select(0u, u32(ix${name(q)}), cv${name(q)})`};`);
-  }
+  const colValid: (string | null)[] = [];
+  columns.starts.forEach((start, j) => {
+    const inside = alwaysInside(ax, tx, start) && alwaysInside(ax, tx, start + (columns.vector ? 3 : 0));
+    pre.push(`let ix${j} = bx + ${start};`);
+    if (!inside) pre.push(`let cv${j} = u32(ix${j}) < ${W}u;`);
+    colValid.push(inside ? null : `cv${j}`);
+    pre.push(`let co${j} = ${inside ? `u32(ix${j})` : `select(0u, u32(ix${j}), cv${j})`};`);
+  });
 
   const init: string[] = [];
   init.push(...uniformVec4Loads('w', `wt + ${cg * block4}u`, block4, 'b', lane));
@@ -174,46 +215,51 @@ export function directCode(spec: DirectSpec, label: string): string {
   const ntx = ax.taps.length;
   const nty = ay.taps.length;
   const body: string[] = [];
-  if (layout.taps.length > 0) {
+  if (hasTaps) {
     body.push(...uniformVec4Loads('w', `wt + c * ${block4}u`, block4, 'w', lane));
     body.push(`let xc = xg + c * ${D * H * W}u;`);
-    zReads.uses.forEach((zu) => {
+    const zero = columns.vector ? 'vec4<f32>(0.0)' : '0.0';
+    for (const zu of zReads.uses) {
       for (const ry of yReads.rel) {
         const key = `${name(zu.rel)}_${name(ry)}`;
         const yUses = yReads.uses.filter((u) => u.rel === ry);
-        const neededCols = new Set<number>();
-        for (const yu of yUses) for (const xu of xReads.uses) neededCols.add(xu.rel);
-        for (const q of neededCols) {
-          const conditions = [rowValid.get(key), colValid.get(q)].filter((v): v is string => !!v);
-          const load = `x[xc + ro${key} + co${name(q)}]`;
-          body.push(`let x${key}_${name(q)} = ${conditions.length ? `select(0.0, ${load}, ${conditions.join(' && ')})` : load};`);
-        }
+        columns.starts.forEach((_, j) => {
+          const conditions = [rowValid.get(key), colValid[j]].filter((v): v is string => !!v);
+          const load = columns.vector ? `x[(xc + ro${key} + co${j}) >> 2u]` : `x[xc + ro${key} + co${j}]`;
+          body.push(`let x${key}_${j} = ${conditions.length ? `select(${zero}, ${load}, ${conditions.join(' && ')})` : load};`);
+        });
         for (const yu of yUses) {
           for (const xu of xReads.uses) {
             const tap = (zu.tap * nty + yu.tap) * ntx + xu.tap;
+            const where = columns.locate(xu.rel);
+            const value = columns.vector ? `x${key}_${where.load}.${'xyzw'[where.component]}` : `x${key}_${where.load}`;
             for (let i = 0; i < tm; i++) {
               const a = acc(i, yu.pos, xu.pos);
-              body.push(`${a} = fma(${packedComponent('w', tap * tm + i)}, x${key}_${name(xu.rel)}, ${a});`);
+              body.push(`${a} = fma(${packedComponent('w', tap * tm + i)}, ${value}, ${a});`);
             }
           }
         }
       }
-    });
+    }
   }
 
   const stores: string[] = [];
   stores.push(`let oz = ${az.start}u + gz * ${az.step}u;`);
   stores.push(`let ob = (n * ${spec.outChannels}u + g * ${mg}u + m0) * ${OD * OH * OW}u + oz * ${OH * OW}u;`);
+  const xGroups = vecStores ? tx / 4 : tx;
   for (let y = 0; y < ty; y++) {
-    for (let x = 0; x < tx; x++) {
+    for (let v = 0; v < xGroups; v++) {
+      const x0 = vecStores ? v * 4 : v;
       const guards: string[] = [];
-      if (overshoot) guards.push(`gid.x < ${total}u`);
+      if (overshoot) guards.push(`gid.x < ${invocations}u`);
       if (ay.count % ty !== 0) guards.push(`gy0 + ${y}u < ${ay.count}u`);
-      if (ax.count % tx !== 0) guards.push(`gx0 + ${x}u < ${ax.count}u`);
-      const pixel = `(${ay.start}u + (gy0 + ${y}u) * ${ay.step}u) * ${OW}u + ${ax.start}u + (gx0 + ${x}u) * ${ax.step}u`;
-      const lines: string[] = [`let op${y}_${x} = ob + ${pixel};`];
+      if (ax.count % tx !== 0) guards.push(`gx0 + ${x0}u < ${ax.count}u`);
+      const pixel = `(${ay.start}u + (gy0 + ${y}u) * ${ay.step}u) * ${OW}u + ${ax.start}u + (gx0 + ${x0}u) * ${ax.step}u`;
+      const lines: string[] = [`let op${y}_${v} = ob + ${pixel};`];
       for (let i = 0; i < tm; i++) {
-        const store = `y[op${y}_${x} + ${i * OD * OH * OW}u] = epilogue(${acc(i, y, x)});`;
+        const store = vecStores
+          ? `y[(op${y}_${v} + ${i * OD * OH * OW}u) >> 2u] = vec4<f32>(${[0, 1, 2, 3].map((k) => `epilogue(${acc(i, y, x0 + k)})`).join(', ')});`
+          : `y[op${y}_${v} + ${i * OD * OH * OW}u] = epilogue(${acc(i, y, x0)});`;
         lines.push(mg % tm !== 0 ? `if (m0 + ${i}u < ${mg}u) { ${store} }` : store);
       }
       stores.push(guards.length ? `if (${guards.join(' && ')}) {\n    ${lines.join('\n    ')}\n  }` : lines.join('\n  '));
@@ -222,22 +268,26 @@ export function directCode(spec: DirectSpec, label: string): string {
 
   const params = ['@builtin(global_invocation_id) gid: vec3<u32>', '@builtin(workgroup_id) wid: vec3<u32>'];
   if (lane) params.push('@builtin(subgroup_invocation_id) sg_lane: u32');
-  const loop = layout.taps.length > 0
-    ? `for (var c = 0u; c < ${cg}u; c++) {\n    ${body.join('\n    ')}\n  }`
+  const loop = hasTaps
+    ? `for (var c = 0u; c < ${opaqueBound(cg, 'n')}; c++) {\n    ${body.join('\n    ')}\n  }`
     : '// no kernel tap reaches these outputs: they hold the bias';
-  return `${spec.subgroups ? 'enable subgroups;\n' : ''}// ${label}: direct conv, ${tm} channels x ${ty}x${tx} outputs per invocation
-${layout.taps.length > 0 ? '@group(0) @binding(0) var<storage, read> x: array<f32>;\n' : ''}@group(0) @binding(${layout.taps.length > 0 ? 1 : 0}) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(${layout.taps.length > 0 ? 2 : 1}) var<storage, read_write> y: array<f32>;
+  const xType = columns.vector ? 'vec4<f32>' : 'f32';
+  const yType = vecStores ? 'vec4<f32>' : 'f32';
+  return `${lane ? 'enable subgroups;\n' : ''}// ${label}: direct conv, ${tm} channels x ${ty}x${tx} outputs per invocation
+${hasTaps ? `@group(0) @binding(0) var<storage, read> x: array<${xType}>;\n` : ''}@group(0) @binding(${hasTaps ? 1 : 0}) var<storage, read> w: array<vec4<f32>>;
+@group(0) @binding(${hasTaps ? 2 : 1}) var<storage, read_write> y: array<${yType}>;
 
 ${epilogueFunction(spec.epilogue)}
 
 @compute @workgroup_size(${spec.workgroup})
 fn main(${params.join(', ')}) {
   let n = wid.z;
-  let g = wid.y / ${tpg}u;
-  let m0 = (wid.y % ${tpg}u) * ${tm}u;
-  let wt = wid.y * ${tileStride4}u;
-  let tile = ${overshoot ? `min(gid.x, ${total - 1}u)` : 'gid.x'};
+  let slot = ${overshoot ? `min(gid.x, ${invocations - 1}u)` : 'gid.x'};
+  let mt = ${spanChannels ? `slot / ${total}u` : 'wid.y'};
+  let tile = ${spanChannels ? `slot % ${total}u` : 'slot'};
+  let g = mt / ${tpg}u;
+  let m0 = (mt % ${tpg}u) * ${tm}u;
+  let wt = mt * ${tileStride4}u;
   let gz = tile / ${tyc * txc}u;
   let gr = tile % ${tyc * txc}u;
   let gy0 = (gr / ${txc}u) * ${ty}u;

@@ -71,6 +71,26 @@ export function packingMap(
   return map;
 }
 
+/**
+ * The layout of the channel-parallel GEMV kernel (1×1 convs over very few pixels): vec4s of four
+ * consecutive input channels, [ceil(C/4)][M], zero-padded, then the bias [M]. Lanes own output channels,
+ * so neighbouring lanes read neighbouring vec4s.
+ */
+export function gemvPackingMap(outChannels: number, inChannels: number, weightIndex: (m: number, c: number) => number): Int32Array {
+  const quads = Math.ceil(inChannels / 4);
+  const map = new Int32Array(quads * outChannels * 4 + outChannels).fill(ZERO);
+  for (let q = 0; q < quads; q++) {
+    for (let m = 0; m < outChannels; m++) {
+      for (let j = 0; j < 4; j++) {
+        const c = q * 4 + j;
+        if (c < inChannels) map[(q * outChannels + m) * 4 + j] = weightIndex(m, c);
+      }
+    }
+  }
+  for (let m = 0; m < outChannels; m++) map[quads * outChannels * 4 + m] = BIAS_BASE - m;
+  return map;
+}
+
 /** Packs constant weights (and optional constant bias) on the host. */
 export function applyPackingMap(map: Int32Array, weights: Float32Array | Int32Array, bias: Float32Array | Int32Array | null): Float32Array {
   const packed = new Float32Array(map.length);
@@ -105,7 +125,7 @@ export function repackProgram(
   if (biasInput !== null) bindings.push({ kind: 'input', index: biasInput });
   bindings.push({ kind: 'scratch', id: scratchId, bytes: total * 4 });
   const out = biasInput !== null ? 3 : 2;
-  const code = `// ${label}: gathers W${biasInput !== null ? ' and the bias' : ''} into the packed conv layout
+  const code = `// Conv weight repack: gathers W${biasInput !== null ? ' and the bias' : ''} into the packed conv layout
 @group(0) @binding(0) var<storage, read> pack_map: array<i32>;
 @group(0) @binding(1) var<storage, read> weights: array<f32>;
 ${biasInput !== null ? '@group(0) @binding(2) var<storage, read> bias: array<f32>;\n' : ''}@group(0) @binding(${out}) var<storage, read_write> packed: array<f32>;

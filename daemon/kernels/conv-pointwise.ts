@@ -8,7 +8,7 @@
  */
 import type { Epilogue } from './types.ts';
 import { blockFloats, type PackedWeightLayout } from './conv-packing.ts';
-import { epilogueFunction, epilogueKey, packedComponent, uniformVec4Loads } from './conv-wgsl.ts';
+import { epilogueFunction, epilogueKey, opaqueBound, packedComponent, uniformVec4Loads } from './conv-wgsl.ts';
 
 export interface PointwiseSpec {
   batch: number;
@@ -100,10 +100,74 @@ fn main(${params.join(', ')}) {
   let xn = n * ${(C * P) / unit}u;
   let yn = n * ${(M * P) / unit}u;
   ${init.join('\n  ')}
-  for (var c = 0u; c < ${C}u; c++) {
+  for (var c = 0u; c < ${opaqueBound(C, 'n')}; c++) {
     ${body.join('\n    ')}
   }
   ${stores.join('\n  ')}
 }
 `;
+}
+
+/**
+ * 1×1 convolution over very few pixels (squeeze-excitation blocks run on 1×1 maps): the pixel tile
+ * above would leave almost every lane idle, so here lanes own output channels instead and each walks
+ * the input channels four at a time (weights packed by gemvPackingMap).
+ */
+export interface GemvSpec {
+  batch: number;
+  inChannels: number;
+  outChannels: number;
+  pixels: number;
+  epilogue?: Epilogue;
+}
+
+export function gemvKey(spec: GemvSpec): string {
+  return `conv-gemv:n${spec.batch}:c${spec.inChannels}:m${spec.outChannels}:p${spec.pixels}:${epilogueKey(spec.epilogue)}`;
+}
+
+export function gemvCode(spec: GemvSpec, label: string): string {
+  const { batch, inChannels: C, outChannels: M, pixels: P } = spec;
+  const quads = Math.ceil(C / 4);
+  const total = batch * M;
+  const vecX = P === 1 && C % 4 === 0;
+  const lines: string[] = [];
+  lines.push(`let bias_index = ${quads * M * 4}u + m;`, 'let bias = w[bias_index / 4u][bias_index % 4u];');
+  for (let p = 0; p < P; p++) lines.push(`var acc${p} = bias;`);
+  const body: string[] = ['let wv = w[q * ' + M + 'u + m];'];
+  if (vecX) {
+    body.push('acc0 = acc0 + dot(wv, x[xn / 4u + q]);');
+  } else {
+    for (let p = 0; p < P; p++) {
+      const xs = [0, 1, 2, 3].map((j) => `x[xn + min(q * 4u + ${j}u, ${C - 1}u) * ${P}u + ${p}u]`);
+      body.push(`acc${p} = acc${p} + dot(wv, vec4<f32>(${xs.join(', ')}));`);
+    }
+  }
+  const stores: string[] = [];
+  for (let p = 0; p < P; p++) stores.push(`y[(n * ${M}u + m) * ${P}u + ${p}u] = epilogue(acc${p});`);
+  return `// ${label}: 1x1 conv over ${P} pixel(s), one output channel per invocation
+@group(0) @binding(0) var<storage, read> x: array<${vecX ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+${epilogueFunction(spec.epilogue)}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let idx = min(gid.x, ${total - 1}u);
+  let m = idx % ${M}u;
+  let n = idx / ${M}u;
+  let xn = n * ${C * P}u;
+  ${lines.join('\n  ')}
+  for (var q = 0u; q < ${opaqueBound(quads, '(gid.y + gid.z)')}; q++) {
+    ${body.join('\n    ')}
+  }
+  if (gid.x < ${total}u) {
+    ${stores.join('\n    ')}
+  }
+}
+`;
+}
+
+export function gemvDispatch(spec: GemvSpec): [number, number, number] {
+  return [Math.ceil((spec.batch * spec.outChannels) / 64), 1, 1];
 }

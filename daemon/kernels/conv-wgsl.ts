@@ -60,6 +60,17 @@ export function channelTile(channels: number, cap: number): number {
   return Math.ceil(channels / tiles);
 }
 
+/** The candidate tile (largest first) that pads `extent` least; ties go to the larger tile. */
+export function spatialTile(extent: number, candidates: number[]): number {
+  let best = candidates[0];
+  let bestWaste = Infinity;
+  for (const tile of candidates) {
+    const waste = Math.ceil(extent / tile) * tile - extent;
+    if (waste < bestWaste) { best = tile; bestWaste = waste; }
+  }
+  return best;
+}
+
 /** Throws EDGERUN_ERR_GPU_LIMIT when a dispatch exceeds the adapter's per-dimension workgroup limit. */
 export function checkDispatch(node: Node, device: DeviceCaps, workgroups: [number, number, number]): void {
   const limit = device.limits.maxComputeWorkgroupsPerDimension;
@@ -68,4 +79,15 @@ export function checkDispatch(node: Node, device: DeviceCaps, workgroups: [numbe
       `node '${node.name}' (${node.opType}) needs ${workgroups.join('x')} workgroups, the adapter allows ${limit} per dimension`,
       { node: node.name, opType: node.opType, workgroups });
   }
+}
+
+/**
+ * A loop bound equal to `count` that the shader compiler cannot see as a constant. Mesa's NIR fully
+ * unrolls constant-trip loops whose body looks small; on lavapipe every storage load then expands into
+ * its own per-lane sequence, which made unrolled conv kernels ~9× larger and 2× slower than the loop.
+ * `runtime` must be a u32 expression that is 0 at run time in practice but unknown to the compiler
+ * (min() keeps the bound exact whatever its value).
+ */
+export function opaqueBound(count: number, runtime: string): string {
+  return `min(${count}u, ${runtime} + ${count}u)`;
 }

@@ -9,9 +9,11 @@ import { isFloatDType, type TensorType } from '../graph/ir.ts';
 import type { BuildContext, KernelProgram, OpContext, OpDefinition } from './types.ts';
 import { forwardWindow, invalidError, shapeError, unsupportedError, type WindowGeometry } from './conv-geometry.ts';
 import { directBindings, directCode, directDispatch, directKey, directLayout, type DirectAxis, type DirectSpec } from './conv-direct.ts';
-import { packedWeightsBinding, packingMap } from './conv-packing.ts';
-import { pointwiseCode, pointwiseDispatch, pointwiseKey, pointwiseLayout, type PointwiseSpec } from './conv-pointwise.ts';
-import { channelTile, checkDispatch, useSubgroupBroadcast } from './conv-wgsl.ts';
+import { gemvPackingMap, packedWeightsBinding, packingMap } from './conv-packing.ts';
+import {
+  gemvCode, gemvDispatch, gemvKey, pointwiseCode, pointwiseDispatch, pointwiseKey, pointwiseLayout, type GemvSpec, type PointwiseSpec,
+} from './conv-pointwise.ts';
+import { channelTile, checkDispatch, spatialTile, useSubgroupBroadcast } from './conv-wgsl.ts';
 
 interface ConvShape {
   x: TensorType;
@@ -70,19 +72,33 @@ function buildConv(ctx: BuildContext): KernelProgram[] {
   const mg = outChannels / group;
   const subgroups = useSubgroupBroadcast(device);
   const cpu = device.isCpu;
-  const label = `Conv ${g.kernel.join('x')} s${g.strides.join('x')} g${group} (${node.name})`;
+  // The WGSL carries only the title: programs with equal keys must be byte-identical across nodes.
+  const title = `Conv ${g.kernel.join('x')} s${g.strides.join('x')} g${group}`;
+  const label = `${title} (${node.name})`;
   const kernelSize = g.kernel.reduce((a, b) => a * b, 1);
   const pointwise = group === 1 && kernelSize === 1 && g.strides.every((s) => s === 1)
     && g.padBegin.every((p) => p === 0) && g.padEnd.every((p) => p === 0);
   const bindX = { kind: 'input', index: 0 } as const;
   const bindY = { kind: 'output', index: 0 } as const;
 
+  const pixels = g.output.reduce((a, b) => a * b, 1);
+  if (pointwise && pixels <= 4) {
+    const spec: GemvSpec = { batch, inChannels, outChannels, pixels, epilogue: ctx.epilogue };
+    const map = gemvPackingMap(outChannels, inChannels, (m, c) => m * inChannels + c);
+    const weights = packedWeightsBinding(ctx, map, label, 0);
+    const workgroups = gemvDispatch(spec);
+    checkDispatch(node, device, workgroups);
+    return [...weights.prelude, {
+      label, key: gemvKey(spec), code: gemvCode(spec, label), workgroups,
+      bindings: [bindX, weights.binding, bindY],
+    }];
+  }
+
   if (pointwise) {
-    const pixels = g.output.reduce((a, b) => a * b, 1);
     const spec: PointwiseSpec = {
       batch, inChannels, outChannels, pixels,
-      tm: channelTile(outChannels, cpu ? 16 : 8),
-      tp: cpu ? 8 : 4,
+      tm: channelTile(outChannels, Number(process.env.PW_TM ?? (cpu ? 16 : 8))),
+      tp: Number(process.env.PW_TP ?? (cpu ? 8 : 4)),
       workgroup: 64, subgroups, epilogue: ctx.epilogue,
     };
     const map = packingMap(pointwiseLayout(spec), (_g, m, c) => m * inChannels + c);
@@ -90,7 +106,7 @@ function buildConv(ctx: BuildContext): KernelProgram[] {
     const workgroups = pointwiseDispatch(spec);
     checkDispatch(node, device, workgroups);
     return [...weights.prelude, {
-      label, key: pointwiseKey(spec), code: pointwiseCode(spec, label), workgroups,
+      label, key: pointwiseKey(spec), code: pointwiseCode(spec, title), workgroups,
       bindings: [bindX, weights.binding, bindY],
     }];
   }
@@ -107,11 +123,11 @@ function buildConv(ctx: BuildContext): KernelProgram[] {
     inSize: input[a], outSize: output[a],
   })) as [DirectAxis, DirectAxis, DirectAxis];
   const depthwise = cg === 1 && mg === 1;
-  const tx = Math.min(cpu ? (depthwise ? 4 : 8) : 4, output[2]);
-  const ty = depthwise ? Math.min(cpu ? 4 : 2, output[1]) : 1;
+  const tx = Math.min(Number((depthwise ? process.env.DW_TX : process.env.DIR_TX) ?? (cpu ? spatialTile(output[2], [8, 4]) : 4)), output[2]);
+  const ty = Math.min(Number((depthwise ? process.env.DW_TY : process.env.DIR_TY) ?? (depthwise ? (cpu ? 4 : 2) : 1)), output[1]);
   const spec: DirectSpec = {
     batch, inChannels, outChannels, groups: group, kernel, axes,
-    tm: channelTile(mg, cpu ? 8 : 4), ty, tx,
+    tm: channelTile(mg, Number(process.env.DIR_TM ?? (cpu ? 8 : 4))), ty, tx,
     workgroup: 64, subgroups, epilogue: ctx.epilogue,
   };
   const kernelVolume = kernel[0] * kernel[1] * kernel[2];
@@ -121,7 +137,7 @@ function buildConv(ctx: BuildContext): KernelProgram[] {
   const workgroups = directDispatch(spec);
   checkDispatch(node, device, workgroups);
   return [...weights.prelude, {
-    label, key: directKey(spec), code: directCode(spec, label), workgroups,
+    label, key: directKey(spec), code: directCode(spec, title), workgroups,
     bindings: directBindings(spec, weights.binding),
   }];
 }

@@ -26,6 +26,9 @@ const cases: ConvCase[] = [
   { name: 'pointwise 6->18 (partial channel tile), odd pixel count', x: [1, 6, 5, 7], w: [18, 6, 1, 1], bias: true },
   { name: 'pointwise batch 2 without bias', x: [2, 12, 4, 6], w: [42, 12, 1, 1] },
   { name: 'pointwise 1D', x: [1, 8, 10], w: [5, 8, 1], bias: true },
+  { name: 'squeeze-excitation 1x1 on a 1x1 map (GEMV path, vec4 channels)', x: [1, 24, 1, 1], w: [96, 24, 1, 1], bias: true },
+  { name: 'GEMV path: batch 2, 2x2 map, channels not a multiple of 4', x: [2, 10, 2, 2], w: [7, 10, 1, 1], bias: true },
+  { name: 'GEMV path without bias, 1D with 3 pixels', x: [1, 8, 3], w: [5, 8, 1] },
   { name: 'det stem 3x3 s2 p1 (3->16)', x: [1, 3, 20, 20], w: [16, 3, 3, 3], attributes: { strides: [2, 2], pads: [1, 1, 1, 1] } },
   { name: 'depthwise 3x3 s1 p1 (group 16)', x: [1, 16, 9, 11], w: [16, 1, 3, 3], bias: true, attributes: { group: 16, pads: [1, 1, 1, 1] } },
   { name: 'depthwise 3x3 s2 p1 (group 32)', x: [1, 32, 10, 10], w: [32, 1, 3, 3], bias: true, attributes: { group: 32, strides: [2, 2], pads: [1, 1, 1, 1] } },
@@ -49,6 +52,7 @@ const cases: ConvCase[] = [
   { name: 'opset 1 conv', x: [1, 3, 6, 6], w: [4, 3, 3, 3], opset: 1 },
   { name: 'non-constant W and B (GPU repack), direct', x: [1, 6, 7, 7], w: [8, 3, 3, 3], bias: true, dynamicWeights: true, attributes: { group: 2, pads: [1, 1, 1, 1] } },
   { name: 'non-constant W (GPU repack), pointwise', x: [1, 8, 4, 4], w: [8, 8, 1, 1], dynamicWeights: true },
+  { name: 'non-constant W and B (GPU repack), GEMV', x: [1, 12, 1, 1], w: [6, 12, 1, 1], bias: true, dynamicWeights: true },
 ];
 
 function makeCase(c: ConvCase, seed: number, epilogue?: Epilogue): SingleOpCase {
@@ -104,6 +108,7 @@ const epilogues: { name: string; epilogue: Epilogue; apply: (v: number) => numbe
 
 t.test('Conv applies fused epilogues on every path', async (t) => {
   const paths: ConvCase[] = [
+    { name: 'gemv', x: [1, 16, 1, 1], w: [12, 16, 1, 1], bias: true },
     { name: 'pointwise', x: [1, 8, 4, 4], w: [12, 8, 1, 1], bias: true },
     { name: 'direct', x: [1, 4, 6, 6], w: [8, 4, 3, 3], bias: true, attributes: { pads: [1, 1, 1, 1] } },
     { name: 'depthwise', x: [1, 8, 6, 6], w: [8, 1, 3, 3], bias: true, attributes: { group: 8, pads: [1, 1, 1, 1] } },
