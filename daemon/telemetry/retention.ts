@@ -15,7 +15,7 @@
  * Deletes run in chunks with a turn of the event loop between them, so a daemon serving requests is not stalled.
  */
 import fs from 'node:fs';
-import { BUCKET_MS, RollupAccumulator, RollupWriter, type RollupRow } from './rollups.ts';
+import { BUCKET_MS, bucketStart, RollupAccumulator, RollupWriter, type RollupRow } from './rollups.ts';
 import type { TelemetryDb } from './schema.ts';
 
 export interface RetentionPolicy {
@@ -58,12 +58,17 @@ export async function runRetention(db: TelemetryDb, policy: RetentionPolicy = DE
   };
   await applyAgeLimits(db, policy, now, report);
   await reclaim(db);
-  // Under size pressure, pretend the data is older than it is: each round quarters what is left of the youngest tier.
-  for (let round = 0; round < 40 && databaseBytes(db) > policy.maxBytes; round++) {
+  // Under size pressure, pretend the data is older than it is: each round removes the oldest quarter of the first
+  // tier that still has something to give; a tier where a round changed nothing is passed over from then on.
+  const exhausted = new Set<number>();
+  const totalChanges = db.prepare<[], { n: number }>('SELECT total_changes() AS n').pluck();
+  for (let round = 0; round < 60 && databaseBytes(db) > policy.maxBytes; round++) {
     report.sizeLimited = true;
-    const cut = sizeCut(db);
+    const cut = sizeCut(db, exhausted);
     if (cut === undefined) break;
+    const before = totalChanges.get();
     await applyAgeLimits(db, cut.policy, cut.now, report);
+    if (totalChanges.get() === before) exhausted.add(cut.tier);
     await reclaim(db);
   }
   report.sizeAfter = databaseBytes(db);
@@ -86,15 +91,15 @@ async function applyAgeLimits(db: TelemetryDb, policy: RetentionPolicy, now: num
   const hourCutoff = now - policy.hourMaxAgeMs;
   report.deletedHourRollups += db.prepare(`DELETE FROM rollups WHERE resolution = 'hour' AND bucket + ${BUCKET_MS.hour} <= ?`).run(hourCutoff).changes;
   report.downsampledPowerRows += deleteOldPower(db, hourCutoff);
-  db.prepare(`DELETE FROM accuracy WHERE kind = 'shadow' AND at <= ?`).run(hourCutoff);
+  db.prepare(`DELETE FROM accuracy WHERE kind = 'shadow' AND at < ?`).run(hourCutoff);
   const eventsCutoff = now - policy.eventsMaxAgeMs;
-  report.deletedEvents += db.prepare('DELETE FROM events WHERE at <= ?').run(eventsCutoff).changes;
-  db.prepare(`DELETE FROM accuracy WHERE kind = 'gate' AND at <= ?`).run(eventsCutoff);
+  report.deletedEvents += db.prepare('DELETE FROM events WHERE at < ?').run(eventsCutoff).changes;
+  db.prepare(`DELETE FROM accuracy WHERE kind = 'gate' AND at < ?`).run(eventsCutoff);
   await yieldToEventLoop();
 }
 
 async function deleteInChunks(db: TelemetryDb, table: 'requests' | 'energy', cutoff: number): Promise<number> {
-  const statement = db.prepare(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE at <= ? ORDER BY at LIMIT ${CHUNK})`);
+  const statement = db.prepare(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE at < ? ORDER BY at LIMIT ${CHUNK})`);
   let total = 0;
   for (;;) {
     const { changes } = statement.run(cutoff);
@@ -122,8 +127,10 @@ function mergeMinutesIntoHours(db: TelemetryDb, cutoff: number): number {
  * energy-weighted mean. Of the unavailable rows the newest per bucket stays (promoted to `to`), so outages and
  * their reasons remain visible.
  */
-function downsamplePower(db: TelemetryDb, from: 'raw' | 'minute', to: 'minute' | 'hour', cutoff: number): number {
+function downsamplePower(db: TelemetryDb, from: 'raw' | 'minute', to: 'minute' | 'hour', olderThan: number): number {
   const size = BUCKET_MS[to];
+  // Whole buckets only; a row's 'at' is the end of its interval, so the bucket of (at - 1) holds it.
+  const cutoff = bucketStart(olderThan, to);
   return db.transaction(() => {
     const old = `resolution = '${from}' AND at <= ? AND id NOT IN (${newestPowerRows(db)})`;
     const n = (db.prepare(`SELECT count(*) AS n FROM power_samples WHERE ${old}`).get(cutoff) as { n: number }).n;
@@ -141,7 +148,7 @@ function downsamplePower(db: TelemetryDb, from: 'raw' | 'minute', to: 'minute' |
 }
 
 function deleteOldPower(db: TelemetryDb, cutoff: number): number {
-  return db.prepare(`DELETE FROM power_samples WHERE at <= ? AND id NOT IN (${newestPowerRows(db)})`).run(cutoff).changes;
+  return db.prepare(`DELETE FROM power_samples WHERE at < ? AND id NOT IN (${newestPowerRows(db)})`).run(cutoff).changes;
 }
 
 function newestPowerRows(db: TelemetryDb): string {
@@ -151,23 +158,24 @@ function newestPowerRows(db: TelemetryDb): string {
 }
 
 /** Shadow comparisons older than the cutoff become one row per hour and version (agreement weighted by samples). */
-function downsampleShadow(db: TelemetryDb, cutoff: number): number {
+function downsampleShadow(db: TelemetryDb, olderThan: number): number {
+  const cutoff = bucketStart(olderThan, 'hour');
   return db.transaction(() => {
-    const old = `kind = 'shadow' AND resolution = 'raw' AND at <= ?`;
+    const old = `kind = 'shadow' AND resolution = 'raw' AND at < ?`;
     const n = (db.prepare(`SELECT count(*) AS n FROM accuracy WHERE ${old}`).get(cutoff) as { n: number }).n;
     if (n === 0) return 0;
     db.prepare(`INSERT INTO accuracy (at, model, version, kind, agreement, samples, baseline_version, resolution)
       SELECT max(at), model, version, 'shadow',
         CASE WHEN sum(samples) > 0 THEN sum(agreement * samples) / sum(samples) ELSE avg(agreement) END,
         sum(samples), max(baseline_version), 'hour'
-      FROM accuracy WHERE ${old} GROUP BY model, version, (at - 1) / ${BUCKET_MS.hour}`).run(cutoff);
+      FROM accuracy WHERE ${old} GROUP BY model, version, at / ${BUCKET_MS.hour}`).run(cutoff);
     db.prepare(`DELETE FROM accuracy WHERE ${old}`).run(cutoff);
     return n;
   })();
 }
 
 /** A policy that removes more than the age limits would, for the size loop: each round cuts deeper. */
-function sizeCut(db: TelemetryDb): { policy: RetentionPolicy; now: number } | undefined {
+function sizeCut(db: TelemetryDb, exhausted: Set<number>): { tier: number; policy: RetentionPolicy; now: number } | undefined {
   const time = (sql: string) => (db.prepare(sql).get() as { t: number | null }).t;
   const tiers: { lo: string; hi: string; key: keyof RetentionPolicy }[] = [
     { lo: 'SELECT min(at) AS t FROM requests', hi: 'SELECT max(at) AS t FROM requests', key: 'rawMaxAgeMs' },
@@ -176,19 +184,20 @@ function sizeCut(db: TelemetryDb): { policy: RetentionPolicy; now: number } | un
     { lo: `SELECT min(bucket) AS t FROM rollups WHERE resolution = 'hour'`, hi: `SELECT max(bucket) + ${BUCKET_MS.hour} AS t FROM rollups WHERE resolution = 'hour'`, key: 'hourMaxAgeMs' },
     { lo: 'SELECT min(at) AS t FROM events', hi: 'SELECT max(at) AS t FROM events', key: 'eventsMaxAgeMs' },
   ];
-  for (const tier of tiers) {
+  for (const [index, tier] of tiers.entries()) {
+    if (exhausted.has(index)) continue;
     const lo = time(tier.lo);
     const hi = time(tier.hi);
     if (lo === null || hi === null) continue;
     // The raw tier may be emptied entirely; rollups and events always keep their newest quarter.
     const span = hi - lo;
-    const cutoff = tier.key === 'rawMaxAgeMs' && span < 1000 ? hi : lo + Math.max(1, Math.ceil(span / 4));
+    const cutoff = tier.key === 'rawMaxAgeMs' && span < 1000 ? hi + 1 : lo + Math.max(1, Math.ceil(span / 4));
     if (tier.key !== 'rawMaxAgeMs' && cutoff >= hi) continue;
     const keepAll = Number.MAX_SAFE_INTEGER / 4;
     const policy: RetentionPolicy = { rawMaxAgeMs: keepAll, minuteMaxAgeMs: keepAll, hourMaxAgeMs: keepAll, eventsMaxAgeMs: keepAll, maxBytes: 0 };
     policy[tier.key] = 0;
     // With age 0 at time `cutoff`, everything at or before the cutoff in this tier goes.
-    return { policy, now: cutoff };
+    return { tier: index, policy, now: cutoff };
   }
   return undefined;
 }

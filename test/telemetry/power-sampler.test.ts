@@ -1,7 +1,7 @@
 /** The power sampler: samples recorded per source, energy attributed to model versions, outages never filled in. */
 import fs from 'node:fs';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { detectPowerSources, noSourceReason } from '../../daemon/telemetry/power/detect.ts';
 import { PowerSampler } from '../../daemon/telemetry/power/sampler.ts';
 import { TelemetryRecorder } from '../../daemon/telemetry/recorder.ts';
@@ -9,7 +9,7 @@ import { openTelemetryDb } from '../../daemon/telemetry/schema.ts';
 import { TelemetryStore } from '../../daemon/telemetry/store.ts';
 import { request, tempDir } from './telemetry-plans.ts';
 
-function fixture(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+function fixture(t: Test) {
   const dir = tempDir(t);
   const root = path.join(dir, 'sys');
   const energyFile = path.join(root, 'class/powercap/intel-rapl:0/energy_uj');

@@ -1,12 +1,12 @@
 /** TelemetryRecorder: queued off the caller's path, batched transactions, bounded queue, failures, shutdown. */
 import path from 'node:path';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { TelemetryRecorder } from '../../daemon/telemetry/recorder.ts';
 import { openTelemetryDb, type TelemetryDb } from '../../daemon/telemetry/schema.ts';
 import { request, tempDir } from './telemetry-plans.ts';
 
-function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], options: ConstructorParameters<typeof TelemetryRecorder>[1] = {}) {
+function setup(t: Test, options: ConstructorParameters<typeof TelemetryRecorder>[1] = {}) {
   const db = openTelemetryDb(path.join(tempDir(t), 'telemetry.db'));
   const recorder = new TelemetryRecorder(db, { flushIntervalMs: 60_000, ...options });
   t.teardown(() => { recorder.close(); db.close(); });

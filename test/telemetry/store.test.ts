@@ -1,6 +1,6 @@
 /** TelemetryStore.summary: percentiles, throughput, errors, accuracy, events, series, and the model filter. */
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { HISTOGRAM_RELATIVE_ERROR, LatencyHistogram } from '../../daemon/telemetry/histogram.ts';
 import { TelemetryRecorder } from '../../daemon/telemetry/recorder.ts';
 import { openTelemetryDb } from '../../daemon/telemetry/schema.ts';
@@ -10,7 +10,7 @@ import { exactQuantile, request, rng, tempDir } from './telemetry-plans.ts';
 const HOUR = 3_600_000;
 const t0 = Date.UTC(2025, 2, 10, 9, 0, 0);
 
-function filled(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+function filled(t: Test) {
   const db = openTelemetryDb(path.join(tempDir(t), 'telemetry.db'));
   const recorder = new TelemetryRecorder(db, { flushIntervalMs: 60_000 });
   t.teardown(() => { recorder.close(); db.close(); });
