@@ -68,7 +68,7 @@ function foldParameters(ctx: OpContext, s: NormShape): Float32Array | null {
 
 function prepareProgram(label: string, s: NormShape): KernelProgram {
   const dispatch = linearDispatch(s.params, 64);
-  const code = `// ${label}: fold scale, B, mean, var into y = x * a + b
+  const code = `// BatchNormalization: fold scale, B, mean, var into y = x * a + b
 @group(0) @binding(0) var<storage, read> scale: array<f32>;
 @group(0) @binding(1) var<storage, read> bias: array<f32>;
 @group(0) @binding(2) var<storage, read> mean: array<f32>;
@@ -106,11 +106,14 @@ function buildBatchNorm(ctx: BuildContext): KernelProgram[] {
     programs.push(prepareProgram(label, s));
     parameters = { kind: 'scratch', id: 0, bytes: 8 * s.params };
   }
-  // four elements per invocation share a parameter when the per-parameter run is a multiple of 4
+  // runs of elements sharing a parameter are processed as vec4s, several per invocation, so each
+  // invocation loads its parameters once
   const vec = s.inner % 4 === 0;
+  const perInvocation = vec ? ([4, 2].find((k) => (s.inner / 4) % k === 0) ?? 1) : 1;
   const unit = vec ? 4 : 1;
-  const dispatch = linearDispatch(total / unit, 64);
+  const dispatch = linearDispatch(total / unit / perInvocation, 64);
   const element = vec ? 'vec4<f32>' : 'f32';
+  const body = Array.from({ length: perInvocation }, (_, k) => `y[first + ${k}u] = x[first + ${k}u] * a + b;`);
   const code = `// ${label}
 @group(0) @binding(0) var<storage, read> x: array<${element}>;
 @group(0) @binding(1) var<storage, read> ab: array<f32>;
@@ -119,13 +122,16 @@ function buildBatchNorm(ctx: BuildContext): KernelProgram[] {
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${dispatch.prologue}
-  let p = (idx / ${s.inner / unit}u) % ${s.params}u;
-  y[idx] = x[idx] * ab[p] + ab[${s.params}u + p];
+  let first = idx * ${perInvocation}u;
+  let p = (first / ${s.inner / unit}u) % ${s.params}u;
+  let a = ab[p];
+  let b = ab[${s.params}u + p];
+  ${body.join('\n  ')}
 }
 `;
   programs.push({
     label,
-    key: `batchnorm:n${total}:inner${s.inner}:p${s.params}`,
+    key: `batchnorm:n${total}:inner${s.inner}:p${s.params}:k${perInvocation}`,
     code,
     workgroups: dispatch.workgroups,
     bindings: [{ kind: 'input', index: 0 }, parameters, { kind: 'output', index: 0 }],

@@ -19,6 +19,7 @@ const cases: NormCase[] = [
   { name: 'non-constant parameters (GPU folding)', x: [1, 7, 4, 4], attributes: { epsilon: 1e-3 }, constantParams: false },
   { name: 'rank 2 input (N, C)', x: [3, 6], constantParams: true },
   { name: 'rank 3 input', x: [2, 4, 10], constantParams: false },
+  { name: 'two vec4 per invocation', x: [2, 3, 2, 12], constantParams: true },
   { name: 'opset 15 with training_mode 0', x: [1, 3, 4, 5], attributes: { training_mode: 0 }, opset: 15, constantParams: true },
   { name: 'opset 7 spatial=0 (per-position parameters)', x: [2, 3, 2, 2], params: [3, 2, 2], attributes: { spatial: 0 }, opset: 7, constantParams: true },
 ];
