@@ -37,9 +37,8 @@ export function toHttpError(error: unknown, bodyLimitBytes: number): HttpError {
 export function errorHandler(bodyLimitBytes: number) {
   return (error: unknown, request: FastifyRequest, reply: FastifyReply): void => {
     const http = toHttpError(error, bodyLimitBytes);
-    if (http.status >= 500 && !isEdgerunError(error, 'EDGERUN_ERR_OVERLOADED') && !isEdgerunError(error, 'EDGERUN_ERR_DRAINING')) {
-      request.log.error({ err: error, url: request.url }, 'request failed');
-    }
+    // Overload, timeouts, draining and not-ready models are operating conditions that metrics count; a 500 is a fault.
+    if (http.status === 500) request.log.error({ err: error, url: request.url }, 'request failed');
     void reply.code(http.status).headers(http.headers).send(http.body);
   };
 }

@@ -69,7 +69,7 @@ export function typedModel(): Uint8Array {
 }
 
 /** x float32 [n, 256] through `layers` MatMuls with one 256×256 weight: n sets the compute time. */
-export function slowModel(layers = 8): Uint8Array {
+export function slowModel(layers = 32): Uint8Array {
   const size = 256;
   const weights = new Float32Array(size * size);
   for (let i = 0; i < weights.length; i++) weights[i] = (((i * 7919) % 113) - 56) / (56 * 16);
