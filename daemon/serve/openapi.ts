@@ -174,7 +174,10 @@ export function openApiDocument(serverInfo: { name: string; version: string }): 
             shape: { type: 'array', items: { type: 'integer', minimum: 0 } },
             datatype: { type: 'string', enum: [...DATATYPES] },
             parameters: { type: 'object', properties: { binary_data_size: { type: 'integer', minimum: 0 } } },
-            data: { ...tensorData, description: 'Flat, row-major. Non-finite floats are null (JSON has no NaN): ask for binary_data to get them exactly.' },
+            data: {
+              description: 'Flat, row-major. Non-finite floats are null (JSON has no NaN): ask for binary_data to get them exactly.',
+              type: 'array', items: { anyOf: [{ type: 'number' }, { type: 'boolean' }, { type: 'null' }] },
+            },
           },
         },
         InferenceResponse: {

@@ -5,6 +5,7 @@
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { EdgerunError } from '../errors.ts';
 import type { InferenceQueue } from './inference-queue.ts';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -38,11 +39,13 @@ export class ServerMetrics {
   private readonly totalSeconds: Histogram<'model' | 'version'>;
   private readonly inFlight: Gauge<'model'>;
   private readonly loopDelay: IntervalHistogram;
-  private readonly owned: unknown[];
 
   constructor(private readonly registry: Registry, queues: () => Iterable<InferenceQueue>) {
-    // One serving app owns these names in a registry: a rebuilt app (tests, restarts) replaces the old metrics.
-    for (const name of Object.values(METRIC_NAMES)) registry.removeSingleMetric(name);
+    // One serving app owns these names in a registry (its gauges read that app's queues): a second one is refused.
+    const taken = Object.values(METRIC_NAMES).find((name) => registry.getSingleMetric(name) !== undefined);
+    if (taken) {
+      throw new EdgerunError('EDGERUN_ERR_CONFIG', `metricsRegistry already holds ${taken}: another serving app uses it (close that one first)`, { key: 'metricsRegistry' });
+    }
     const registers = [registry];
     this.requests = new Counter({
       name: METRIC_NAMES.requests, help: 'Inference requests by model, version and HTTP status', labelNames: ['model', 'version', 'status'], registers,
@@ -53,7 +56,7 @@ export class ServerMetrics {
     this.computeSeconds = histogram(METRIC_NAMES.computeSeconds, 'Time inference requests spent in the engine');
     this.totalSeconds = histogram(METRIC_NAMES.totalSeconds, 'Inference request time from arrival to response');
     this.inFlight = new Gauge({ name: METRIC_NAMES.inFlight, help: 'Inference requests holding a model lease', labelNames: ['model'], registers });
-    const queueDepth = new Gauge({
+    new Gauge({
       name: METRIC_NAMES.queueDepth, help: 'Inference requests waiting in a model queue', labelNames: ['model'], registers,
       collect() {
         for (const queue of queues()) this.set({ model: queue.model }, queue.depth);
@@ -62,7 +65,7 @@ export class ServerMetrics {
     this.loopDelay = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
     this.loopDelay.enable();
     const loopDelay = this.loopDelay;
-    const eventLoopDelay = new Gauge({
+    new Gauge({
       name: METRIC_NAMES.eventLoopDelay,
       help: `Event-loop delay of the serving thread since the previous scrape (sampled every ${EVENT_LOOP_RESOLUTION_MS} ms)`,
       labelNames: ['quantile'], registers,
@@ -74,7 +77,6 @@ export class ServerMetrics {
         loopDelay.reset();
       },
     });
-    this.owned = [this.requests, this.queueSeconds, this.computeSeconds, this.totalSeconds, this.inFlight, queueDepth, eventLoopDelay];
   }
 
   leaseTaken(model: string): void {
@@ -93,11 +95,9 @@ export class ServerMetrics {
     if (observation.computeMs !== undefined) this.computeSeconds.observe(labels, observation.computeMs / 1000);
   }
 
-  /** Stops the event-loop monitor and removes this app's metrics (not a newer app's) from the registry. */
+  /** Stops the event-loop monitor and removes this app's metrics from the registry (a new app may then use it). */
   close(): void {
     this.loopDelay.disable();
-    for (const name of Object.values(METRIC_NAMES)) {
-      if (this.owned.includes(this.registry.getSingleMetric(name))) this.registry.removeSingleMetric(name);
-    }
+    for (const name of Object.values(METRIC_NAMES)) this.registry.removeSingleMetric(name);
   }
 }
