@@ -71,11 +71,20 @@ window.EdgerunCharts = (function () {
     svg('line', { x1: L, x2: W - R, y1: H - B, y2: H - B, class: 'axis' }, root);
     svg('line', { x1: L, x2: L, y1: T, y2: H - B, class: 'axis' }, root);
 
-    (opts.events || []).forEach(function (e) {
+    // Labels of events close together are stacked in up to three rows; the rest keep their line and tooltip.
+    var rowEnds = [-Infinity, -Infinity, -Infinity];
+    (opts.events || []).slice().sort(function (a, b) { return a.at - b.at; }).forEach(function (e) {
       if (e.at < x0 || e.at > x1) return;
-      var line = svg('line', { x1: sx(e.at), x2: sx(e.at), y1: T, y2: H - B, class: 'event', 'data-event': e.kind }, root);
+      var x = sx(e.at);
+      var line = svg('line', { x1: x, x2: x, y1: T, y2: H - B, class: 'event', 'data-event': e.kind }, root);
       svg('title', {}, line).textContent = e.kind + (e.model ? ' ' + e.model + (e.version ? '@' + e.version : '') : '');
-      svg('text', { x: sx(e.at) + 3, y: T + 10, class: 'event-label' }, root).textContent = e.kind;
+      var width = e.kind.length * 6.6 + 4;
+      var anchorEnd = x + 3 + width > W - R;
+      var left = anchorEnd ? x - 3 - width : x;
+      var row = rowEnds.findIndex(function (end) { return left > end + 4; });
+      if (row < 0) return;
+      svg('text', { x: anchorEnd ? x - 3 : x + 3, y: T + 10 + row * 12, class: 'event-label', 'text-anchor': anchorEnd ? 'end' : 'start' }, root).textContent = e.kind;
+      rowEnds[row] = anchorEnd ? x : x + 3 + width;
     });
 
     var legend = document.createElement('div');

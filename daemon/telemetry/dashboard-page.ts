@@ -38,6 +38,8 @@ const STYLE = `
   .legend span::before { content: ""; display: inline-block; width: 14px; height: 0; border-top: 2px solid var(--swatch); margin-right: 5px; vertical-align: middle; }
   .legend span.dashed::before { border-top-style: dashed; }
   .legend span.dotted::before { border-top-style: dotted; }
+  .scroll { overflow-x: auto; }
+  #events th:last-child { text-align: left; }
   td.details { text-align: left; white-space: normal; color: var(--muted); font-size: 12px; max-width: 420px; overflow-wrap: anywhere; }
 `;
 
@@ -47,6 +49,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>edgerun telemetry</title>
+<link rel="icon" href="data:,">
 <style>${STYLE}</style>
 </head>
 <body>

@@ -36,6 +36,10 @@ export const DASHBOARD_SCRIPT = String.raw`
   function fixed(v, digits) { return v === null || v === undefined ? '–' : v.toFixed(digits); }
   function pct(v) { return v === null || v === undefined ? '–' : (v * 100).toFixed(1) + '%'; }
   function when(t) { return new Date(t).toLocaleString(); }
+  function shortTime(t) {
+    var d = new Date(t);
+    return (d.getMonth() + 1) + '-' + String(d.getDate()).padStart(2, '0') + ' ' + d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  }
 
   function table(headers, rows) {
     var t = el('table');
@@ -51,7 +55,9 @@ export const DASHBOARD_SCRIPT = String.raw`
         tr.appendChild(td);
       });
     });
-    return t;
+    var wrap = el('div', null, 'scroll');
+    wrap.appendChild(t);
+    return wrap;
   }
 
   function renderVersions(s) {
@@ -138,14 +144,14 @@ export const DASHBOARD_SCRIPT = String.raw`
     var node = body('accuracy');
     var rows = s.versions.filter(function (v) { return v.accuracy.gate || v.accuracy.shadow; });
     if (rows.length === 0) { node.appendChild(el('div', 'No accuracy gate or shadow comparison recorded for these versions.', 'empty')); return; }
-    node.appendChild(table(['model', 'version', 'gate at', 'gate', 'gate samples', 'shadow', 'shadow samples', 'vs'], rows.map(function (v) {
+    node.appendChild(table(['model', 'version', 'gate', 'gate run', 'shadow', 'shadow samples'], rows.map(function (v) {
       var g = v.accuracy.gate, sh = v.accuracy.shadow;
       return {
         attrs: { 'data-model': v.model, 'data-version': v.version },
         cells: [
-          { text: v.model }, { text: v.version }, { text: g ? when(g.at) : '–' },
-          { text: g ? pct(g.agreement) : '–', field: 'gate' }, { text: g ? g.samples : '–' },
-          { text: sh ? pct(sh.agreement) : '–', field: 'shadow' }, { text: sh ? sh.samples : '–' }, { text: sh ? sh.baselineVersion || '–' : '–' },
+          { text: v.model }, { text: v.version },
+          { text: g ? pct(g.agreement) + ' of ' + g.samples : '–', field: 'gate' }, { text: g ? shortTime(g.at) : '–' },
+          { text: sh ? pct(sh.agreement) + ' vs ' + (sh.baselineVersion || '?') : '–', field: 'shadow' }, { text: sh ? sh.samples : '–' },
         ],
       };
     })));

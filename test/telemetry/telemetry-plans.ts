@@ -37,7 +37,8 @@ export function rng(seed: number): () => number {
 }
 
 /**
- * An hour of realistic traffic ending `now - 90 s`: model resnet version 2 swapped for version 3 at -25 min (gate,
+ * Nearly an hour of realistic traffic, from `now - 57 min` (so a one-hour window opened a little later still holds
+ * all of it) to `now - 90 s`: model resnet version 2 swapped for version 3 at -25 min (gate,
  * swap, shadow comparisons), model ocr version 1 throughout with a burst of timeouts, and power from a fake RAPL
  * counter sampled every 10 s by the real sampler, drawing more when more requests run.
  */
@@ -49,7 +50,7 @@ export async function fillRealisticHour(recorder: TelemetryRecorder, sysfsRoot: 
   let energyUj = 5_000_000_000;
   fs.writeFileSync(path.join(zone, 'energy_uj'), String(energyUj));
   const { sources } = await detectPowerSources({ sysfsRoot, kinds: ['rapl'] });
-  const start = now - 3_600_000;
+  const start = now - 57 * 60_000;
   const end = now - 90_000;
   const swapAt = now - 25 * 60_000;
   const clock = { wall: start, mono: 0 };
