@@ -17,14 +17,32 @@ export interface ModelVersionInfo {
   outputs: TensorInfo[];
   /** Why the version is not ready (failed load, failed gate, unloaded), when it is not. */
   reason?: string;
+  /** The accuracy gate's verdict, once the version went through it. */
+  gate?: GateSummary;
+}
+
+export interface GateSummary {
+  /** 'skipped': the package has no eval set (or the gate is disabled); `reason` says which. */
+  status: 'passed' | 'failed' | 'skipped';
+  /** Fraction of compared outputs that agree with the package's reference outputs. */
+  agreement?: number;
+  threshold?: number;
+  /** Compared items (rows for argmax, elements for allclose) over all eval cases. */
+  compared?: number;
+  reason?: string;
 }
 
 export interface ModelInfo {
   name: string;
   /** The version serving unversioned requests, if any. */
   activeVersion?: string;
-  /** Every version the registry knows (active, loading, draining, failed, previous). */
+  /** Every version the registry knows (active, loading, draining, failed, previous), oldest version first. */
   versions: ModelVersionInfo[];
+  /**
+   * The version that served before the active one, kept loaded while the active one is on probation (the
+   * rollback target); `acquire(name, previousVersion)` leases it, e.g. for shadow runs.
+   */
+  previousVersion?: string;
 }
 
 export interface Lease {
