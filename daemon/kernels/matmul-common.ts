@@ -5,10 +5,10 @@ import { elementwiseHelpers, elementwiseProgramKey, renderEpilogue, wgslLiteral 
 import type { MatMulProblem, OperandAccess } from './matmul-problem.ts';
 import { problemKey } from './matmul-problem.ts';
 import { storageBinding } from './shader-util.ts';
-import type { Binding } from './types.ts';
+import type { Binding, Epilogue } from './types.ts';
 
-/** Binding declarations (A, B, optional C, Y) and the binding list in the same order. */
-export function matmulBindings(p: MatMulProblem, aVec4: boolean, bVec4: boolean): { declarations: string; bindings: Binding[] } {
+/** Binding declarations (A, B, optional C, Y; each vec4 or scalar) and the binding list in the same order. */
+export function matmulBindings(p: MatMulProblem, aVec4: boolean, bVec4: boolean, yVec4 = false): { declarations: string; bindings: Binding[] } {
   const lines = [
     storageBinding(0, aVec4 ? 'a4' : 'a', aVec4 ? 'vec4<f32>' : 'f32', 'read'),
     storageBinding(1, bVec4 ? 'b4' : 'b', bVec4 ? 'vec4<f32>' : 'f32', 'read'),
@@ -18,7 +18,7 @@ export function matmulBindings(p: MatMulProblem, aVec4: boolean, bVec4: boolean)
     lines.push(storageBinding(bindings.length, 'bias', 'f32', 'read'));
     bindings.push(p.bias.binding);
   }
-  lines.push(storageBinding(bindings.length, 'y', 'f32', 'read_write'));
+  lines.push(storageBinding(bindings.length, yVec4 ? 'y4' : 'y', yVec4 ? 'vec4<f32>' : 'f32', 'read_write'));
   bindings.push({ kind: 'output', index: 0 });
   return { declarations: lines.join('\n'), bindings };
 }
@@ -47,6 +47,17 @@ export function batchOffset(batchShape: number[], operand: OperandAccess, batch:
 }
 
 /**
+ * A module-scope function with `signature` returning `value` (an f32 expression of its arguments: the
+ * accumulator after alpha and bias) passed through the fused epilogue, plus the helpers the epilogue needs.
+ */
+export function epilogueFunction(epilogue: Epilogue | undefined, signature: string, value: string, extra = ''): string {
+  const rendered = renderEpilogue(epilogue, 'v');
+  const body = [extra, `let v = ${value};`, rendered.statements, `return ${rendered.result};`].filter(Boolean).join('\n  ');
+  const helpers = elementwiseHelpers([epilogue]);
+  return `${helpers ? `${helpers}\n` : ''}${signature} {\n  ${body}\n}`;
+}
+
+/**
  * A module-scope function `finish(acc, m, n) -> f32` applying alpha, the Gemm bias and the fused epilogue
  * to one accumulated output value: every store goes through it.
  */
@@ -57,17 +68,17 @@ export function finishFunction(p: MatMulProblem): string {
     const c = `bias[${terms.length ? terms.join(' + ') : '0u'}]`;
     value = `${value} + ${p.beta === 1 ? c : `${wgslLiteral(p.beta, 'f32')} * ${c}`}`;
   }
-  const epilogue = renderEpilogue(p.epilogue, 'v');
   // with K = 0 nothing reads A or B, but every binding must stay in the pipeline's (auto) layout
   const touch = p.K === 0 ? '_ = &a;\n  _ = &b;' : '';
-  const body = [touch, `let v = ${value};`, epilogue.statements, `return ${epilogue.result};`].filter(Boolean).join('\n  ');
-  const helpers = elementwiseHelpers([p.epilogue]);
-  return `${helpers ? `${helpers}\n` : ''}fn finish(acc: f32, m: u32, n: u32) -> f32 {\n  ${body}\n}`;
+  return epilogueFunction(p.epilogue, 'fn finish(acc: f32, m: u32, n: u32) -> f32', value, touch);
 }
 
-/** The specialisation key of a MatMul program: kernel variant + problem + epilogue. */
-export function matmulKey(p: MatMulProblem, variant: string): string {
-  return `${p.opType} ${variant} ${problemKey(p)} ep{${elementwiseProgramKey(p.epilogue)}}`;
+/**
+ * The specialisation key of a MatMul program: kernel variant + problem + epilogue. Shape-generic kernels
+ * pass `structure` (what their code depends on) in place of the full problem.
+ */
+export function matmulKey(p: MatMulProblem, variant: string, structure = problemKey(p)): string {
+  return `${p.opType} ${variant} ${structure} ep{${elementwiseProgramKey(p.epilogue)}}`;
 }
 
 /** Flat batch count, checked against the dispatch limit (the batch runs along workgroup z). */

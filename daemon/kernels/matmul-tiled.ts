@@ -1,12 +1,7 @@
 /**
- * Register-tiled batched matrix multiplication: every invocation computes a 4×4 block of outputs.
- *
- * Two variants of the same arithmetic:
- *  - `registerTiledProgram` reads A and B straight from storage (vec4 loads where the layout allows) with no
- *    workgroup memory and no barriers. CPU adapters (lavapipe) run it fastest: their caches do what shared
- *    tiles do on a GPU, and barriers split the shader into costly coroutine resumes.
- *  - `sharedTiledProgram` stages 64×64 output tiles' A and B slices through workgroup memory with coalesced
- *    loads, the usual shape for discrete and integrated GPUs.
+ * Shared-memory tiled batched matrix multiplication for GPUs: 64×64 output tiles whose A and B slices are
+ * staged through workgroup memory with coalesced loads, every invocation computing a 4×4 block of outputs.
+ * CPU adapters use the register-tiled kernels of matmul-cpu.ts instead.
  */
 import type { MatMulProblem } from './matmul-problem.ts';
 import { batchCount, batchOffset, finishFunction, matmulBindings, matmulKey } from './matmul-common.ts';
@@ -31,83 +26,6 @@ function storeBlock(p: MatMulProblem, rows: number): string {
     lines.push(`${rowGuard}{\n    ${stores.join('\n    ')}\n  }`);
   }
   return lines.join('\n  ');
-}
-
-export interface RegisterTiling {
-  /** Output rows per invocation (each row is one vec4 accumulator of 4 columns). */
-  rows: number;
-  /** Workgroup size along columns (x) and rows (y). */
-  workgroup: [number, number];
-}
-
-export const DEFAULT_REGISTER_TILING: RegisterTiling = { rows: 4, workgroup: [8, 8] };
-
-export function registerTiledProgram(p: MatMulProblem, maxPerDimension: number, tiling = DEFAULT_REGISTER_TILING): KernelProgram {
-  const { M, K, N, a, b } = p;
-  const { rows, workgroup } = tiling;
-  const aVec4 = a.vec4;
-  const bVec4 = b.vec4;
-  const { declarations, bindings } = matmulBindings(p, aVec4, bVec4);
-  const batches = batchCount(p, maxPerDimension);
-  const k4 = K - (K % 4);
-  const rowIndices = Array.from({ length: rows }, (_, r) => r);
-  const lines: string[] = [];
-  // rows past M are clamped to M-1: their loads stay inside A and their results are never stored
-  for (const r of rowIndices) {
-    const row = r === 0 ? 'row' : `min(row + ${r}u, ${M - 1}u)`;
-    lines.push(`let aRow${r} = aBase + ${row} * ${a.rowStride}u;`);
-  }
-  const loadA = (r: number, k: string): string => aVec4
-    ? `a4[(aRow${r} + ${k}) / 4u]`
-    : `vec4<f32>(${[0, 1, 2, 3].map((i) => `a[aRow${r} + (${k} + ${i}u) * ${a.colStride}u]`).join(', ')})`;
-  const scalarA = (r: number, k: string): string => aVec4 ? `a4[(aRow${r} + ${k}) / 4u][${k} % 4u]` : `a[aRow${r} + ${k} * ${a.colStride}u]`;
-  if (!bVec4) {
-    // columns past N are clamped likewise
-    for (let j = 0; j < 4; j++) lines.push(`let bCol${j} = ${j === 0 ? 'col' : `min(col + ${j}u, ${N - 1}u)`} * ${b.colStride}u;`);
-  }
-  const loadB = (k: string): string => bVec4
-    ? `b4[(bBase + (${k}) * ${b.rowStride}u + col) / 4u]`
-    : `vec4<f32>(${[0, 1, 2, 3].map((j) => `b[bBase + (${k}) * ${b.rowStride}u + bCol${j}]`).join(', ')})`;
-  const accumulate: string[] = [];
-  for (let i = 0; i < 4; i++) accumulate.push(`let w${i} = ${loadB(`k + ${i}u`)};`);
-  for (const r of rowIndices) {
-    accumulate.push(`let x${r} = ${loadA(r, 'k')};`);
-    accumulate.push(`acc${r} = acc${r} + x${r}.x * w0 + x${r}.y * w1 + x${r}.z * w2 + x${r}.w * w3;`);
-  }
-  const mainLoop = k4 > 0
-    ? `for (var k = 0u; k < ${k4}u; k = k + 4u) {\n    ${accumulate.join('\n    ')}\n  }`
-    : '';
-  const tailBody = [`let w = ${loadB('k')};`, ...rowIndices.map((r) => `acc${r} = acc${r} + ${scalarA(r, 'k')} * w;`)];
-  const tail = K % 4
-    ? `for (var k = ${k4}u; k < ${K}u; k = k + 1u) {\n    ${tailBody.join('\n    ')}\n  }`
-    : '';
-  const code = `${declarations}
-
-${finishFunction(p)}
-
-@compute @workgroup_size(${workgroup[0]}, ${workgroup[1]}, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let col = gid.x * 4u;
-  let row = gid.y * ${rows}u;
-  if (col >= ${N}u || row >= ${M}u) { return; }
-  let batch = gid.z;
-  let aBase = ${batchOffset(p.batchShape, a, 'batch')};
-  let bBase = ${batchOffset(p.batchShape, b, 'batch')};
-  let yBase = batch * ${M * N}u;
-  ${lines.join('\n  ')}
-  ${rowIndices.map((r) => `var acc${r} = vec4<f32>(0.0);`).join('\n  ')}
-  ${mainLoop}
-  ${tail}
-  ${storeBlock(p, rows)}
-}
-`;
-  return {
-    label: label(p, `tiled${rows}x4`),
-    key: matmulKey(p, `tiled${rows}x4 wg${workgroup.join('x')}`),
-    code,
-    workgroups: [Math.ceil(N / 4 / workgroup[0]), Math.ceil(M / rows / workgroup[1]), batches],
-    bindings,
-  };
 }
 
 const TILE = 64;

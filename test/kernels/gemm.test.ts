@@ -1,5 +1,6 @@
 /**
- * Gemm on the real adapter against onnxruntime, through both tilings (isCpu forced true / false).
+ * Gemm on the real adapter against onnxruntime, through each kernel (the CPU adapters' small- and
+ * large-problem kernels, and the GPU tiling forced with isCpu false).
  *
  * Error bound: Y = alpha·(A'·B') + beta·C is a K-term f32 dot product plus two scalings and one add, so two
  * implementations differ by at most 2·(K+3)·2^-24·(|alpha|·Σ|a_k·b_k| + |beta·c|) per output
@@ -10,6 +11,7 @@ import type { Tensor } from '../../daemon/graph/ir.ts';
 import { findOp } from '../../daemon/kernels/registry.ts';
 import { expectEdgerunError } from '../helpers/expect-error.ts';
 import { opContextFor, randomTensor, runBoth, type SingleOpCase } from '../helpers/kernel-harness.ts';
+import { withCpuMatmulKernel } from '../helpers/matmul-kernel-choice.ts';
 
 const U = 2 ** -24;
 
@@ -62,7 +64,7 @@ function scaleOf(g: GemmCase, a: Tensor, b: Tensor, c: Tensor | null): Float64Ar
 t.test('Gemm matches onnxruntime within the f32 bound', async (t) => {
   let seed = 100;
   for (const g of CASES) {
-    for (const isCpu of [true, false]) {
+    for (const [kernel, isCpu, choice] of [['CPU small-problem kernel', true, 'small'], ['CPU large-problem kernel', true, 'large'], ['GPU shared-memory tiling', false, 'auto']] as const) {
       const a = randomTensor(g.transA ? [g.K, g.M] : [g.M, g.K], seed++);
       const b = randomTensor(g.transB ? [g.N, g.K] : [g.K, g.N], seed++);
       const c = g.c ? randomTensor(g.c, seed++) : null;
@@ -74,14 +76,14 @@ t.test('Gemm matches onnxruntime within the f32 bound', async (t) => {
       const single: SingleOpCase = {
         opType: 'Gemm', opset: g.opset ?? 13, inputs: c ? [a, b, c] : [a, b], constantInputs: g.constant, attributes, device: { isCpu },
       };
-      const { gpu, ort } = await runBoth(single);
+      const { gpu, ort } = await withCpuMatmulKernel(choice, () => runBoth(single));
       const scale = scaleOf(g, a, b, c);
       let problem: string | null = gpu[0].dims.join(',') === ort[0].dims.join(',') ? null : `shape [${gpu[0].dims}]`;
       for (let i = 0; i < scale.length && !problem; i++) {
         const bound = 2 * (g.K + 3) * U * scale[i];
         if (!(Math.abs(gpu[0].data[i] - ort[0].data[i]) <= bound)) problem = `element ${i}: ${gpu[0].data[i]} vs ${ort[0].data[i]} (bound ${bound})`;
       }
-      t.equal(problem, null, `${g.name} (${isCpu ? 'register tiling' : 'shared-memory tiling'})`);
+      t.equal(problem, null, `${g.name} (${kernel})`);
     }
   }
 });

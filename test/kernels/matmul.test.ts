@@ -1,6 +1,7 @@
 /**
- * MatMul on the real adapter against onnxruntime. Every case runs through both tilings (the CPU-adapter
- * register tiling and the GPU shared-memory tiling, forced with isCpu) so both kernels are checked here.
+ * MatMul on the real adapter against onnxruntime. Every case runs through each kernel (the CPU adapters'
+ * small- and large-problem kernels, forced past the size-based pick, and the GPU shared-memory tiling,
+ * forced with isCpu) so all of them are checked here.
  *
  * Error bound: each output is an f32 dot product of K terms; a recursive f32 sum is within
  * γ_K·Σ|a_k·b_k| (γ_K ≈ K·2^-24) of the exact value, whatever the order. Two implementations summing in
@@ -12,7 +13,9 @@ import type { Tensor } from '../../daemon/graph/ir.ts';
 import { buildSingleOp, opContextFor, randomTensor, runBoth, type SingleOpCase } from '../helpers/kernel-harness.ts';
 import { expectEdgerunError } from '../helpers/expect-error.ts';
 import { findOp } from '../../daemon/kernels/registry.ts';
-import type { Epilogue } from '../../daemon/kernels/types.ts';
+import type { Epilogue, KernelProgram } from '../../daemon/kernels/types.ts';
+import type { CpuKernelChoice } from '../../daemon/kernels/matmul.ts';
+import { withCpuMatmulKernel } from '../helpers/matmul-kernel-choice.ts';
 
 const U = 2 ** -24;
 
@@ -96,16 +99,23 @@ const CASES: MatMulCase[] = [
   { name: 'empty K gives zeros [3,0]·W[0,4]', a: [3, 0], b: [0, 4], constantB: true },
 ];
 
+/** The kernels a case runs through: both CPU-adapter kernels (small- and large-problem) and the GPU tiling. */
+const KERNELS: { name: string; isCpu: boolean; choice: CpuKernelChoice }[] = [
+  { name: 'CPU small-problem kernel', isCpu: true, choice: 'small' },
+  { name: 'CPU large-problem kernel', isCpu: true, choice: 'large' },
+  { name: 'GPU shared-memory tiling', isCpu: false, choice: 'auto' },
+];
+
 t.test('MatMul matches onnxruntime within the f32 dot-product bound', async (t) => {
   let seed = 1;
   for (const c of CASES) {
-    for (const isCpu of [true, false]) {
+    for (const kernel of KERNELS) {
       const a = randomTensor(c.a, seed++);
       const b = randomTensor(c.b, seed++);
-      const single: SingleOpCase = { opType: 'MatMul', opset: c.opset ?? 13, inputs: [a, b], constantInputs: c.constantB ? [1] : [], device: { isCpu } };
-      const { gpu, ort } = await runBoth(single);
+      const single: SingleOpCase = { opType: 'MatMul', opset: c.opset ?? 13, inputs: [a, b], constantInputs: c.constantB ? [1] : [], device: { isCpu: kernel.isCpu } };
+      const { gpu, ort } = await withCpuMatmulKernel(kernel.choice, () => runBoth(single));
       const { sums, K } = absMatMul(a, b);
-      t.equal(outsideBound(gpu[0], ort[0], sums, K), null, `${c.name} (${isCpu ? 'register tiling' : 'shared-memory tiling'})`);
+      t.equal(outsideBound(gpu[0], ort[0], sums, K), null, `${c.name} (${kernel.name})`);
     }
   }
 });
@@ -119,14 +129,14 @@ t.test('MatMul applies a fused epilogue to every output before the store', async
     ],
     result: 1,
   };
-  for (const [aShape, bShape] of [[[10, 12], [12, 9]], [[1, 16], [16, 6]]]) {
-    for (const isCpu of [true, false]) {
+  for (const [aShape, bShape] of [[[10, 12], [12, 9]], [[1, 16], [16, 6]], [[6, 8], [8, 12]]]) {
+    for (const kernel of KERNELS) {
       const a = randomTensor(aShape, 7);
       const b = randomTensor(bShape, 8);
-      const { gpu, ort } = await runBoth({ opType: 'MatMul', inputs: [a, b], constantInputs: [1], epilogue, device: { isCpu } });
+      const { gpu, ort } = await withCpuMatmulKernel(kernel.choice, () => runBoth({ opType: 'MatMul', inputs: [a, b], constantInputs: [1], epilogue, device: { isCpu: kernel.isCpu } }));
       const expected: Tensor = { ...ort[0], data: ort[0].data.map((v) => Math.max(Math.fround(v + 0.25), 0)) };
       const { sums, K } = absMatMul(a, b);
-      t.equal(outsideBound(gpu[0], expected, sums, K, U), null, `[${aShape}]·[${bShape}] ${isCpu ? 'register' : 'shared'} tiling`);
+      t.equal(outsideBound(gpu[0], expected, sums, K, U), null, `[${aShape}]·[${bShape}] ${kernel.name}`);
     }
   }
 });
@@ -143,12 +153,37 @@ t.test('MatMul specialises on layout: constant B is repacked for vec4 loads, key
   const again = (await make([12, 10], false)).programs[0];
   t.equal(again.key, dynamic.key, 'equal problems give equal keys');
   t.equal(again.code, dynamic.code, 'equal keys give identical code');
-  const other = (await make([12, 14], false)).programs[0];
-  t.not(other.key, dynamic.key, 'a different N gives a different key');
   const gpuTiling = (await make([12, 10], false, false)).programs[0];
   t.not(gpuTiling.key, dynamic.key, 'the tiling is part of the key');
-  const gemv = (await buildSingleOp({ opType: 'MatMul', inputs: [randomTensor([1, 12], 1), randomTensor([12, 10], 2)], constantInputs: [1] })).programs[0];
-  t.match(gemv.label, /gemv/, 'M == 1 takes the GEMV kernel');
+  t.not((await make([12, 10], false, false)).programs[0].key, (await make([12, 14], false, false)).programs[0].key, 'GPU kernels bake N: a different N gives a different key');
+  const gemv = (await buildSingleOp({ opType: 'MatMul', inputs: [randomTensor([1, 1024], 1), randomTensor([1024, 2048], 2)], constantInputs: [1] })).programs[0];
+  t.match(gemv.label, /gemv/, 'a large M == 1 problem takes the GEMV kernel');
+});
+
+t.test('MatMul on CPU adapters: problems of the same structure share one pipeline, shapes travel in a params buffer', async (t) => {
+  const build = async (a: number[], b: number[], constantB = true) => (await buildSingleOp({
+    opType: 'MatMul', inputs: [randomTensor(a, 1), randomTensor(b, 2)], constantInputs: constantB ? [1] : [], device: { isCpu: true },
+  })).programs[0];
+  const params = (program: KernelProgram) => {
+    const binding = program.bindings[program.bindings.length - 1];
+    return binding.kind === 'constant' ? Array.from(binding.data) : [];
+  };
+  const qkv = await build([1, 40, 120], [120, 360]);
+  const mlp = await build([1, 40, 240], [240, 120]);
+  t.equal(mlp.key, qkv.key, 'the rec model\'s 40×120×360 and 40×240×120 projections share a key');
+  t.equal(mlp.code, qkv.code, 'and identical code');
+  t.same(params(qkv).slice(0, 3), [40, 360, 120], 'M, N, K of one problem');
+  t.same(params(mlp).slice(0, 3), [40, 120, 240], 'M, N, K of the other');
+  t.notMatch(qkv.code, /\b(40|120|360)u\b/, 'no shape is baked into the code');
+  const unaligned = await build([1, 40, 120], [120, 122]);
+  t.not(unaligned.key, qkv.key, 'N not a multiple of 4 (guarded scalar stores) is another structure');
+  const classifier = await build([1, 40, 120], [120, 6625]);
+  t.match(classifier.label, /cpu-4x4k4/, 'a large problem takes the 4×4 tiling with K advancing by 4');
+  t.match(qkv.label, /cpu-4x4k1/, 'a small one the compact kernel');
+  const scores = await build([1, 8, 40, 15], [1, 8, 15, 40], false);
+  t.match(scores.code, /batch \* sa\.z/, 'contiguous batches read their stride from the params');
+  const broadcast = await build([3, 1, 6, 5], [2, 5, 7], false);
+  t.match(broadcast.key, /\[3,2\]s\[/, 'broadcast batch dims are baked and named by the key');
 });
 
 t.test('MatMul rejects inconsistent inputs with coded errors', async (t) => {
