@@ -144,7 +144,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const modelsDir = config.models.dir !== null
     ? resolvePath('models.dir', config.models.dir)
     : fs.statSync(localModels, { throwIfNoEntry: false })?.isDirectory() ? localModels : path.join(stateDir, 'models');
-  const dbFile = config.telemetry.dbFile !== null ? resolvePath('telemetry.dbFile', config.telemetry.dbFile) : path.join(stateDir, 'telemetry.sqlite');
+  const dbFile = config.telemetry.dbFile !== null ? resolvePath('telemetry.dbFile', config.telemetry.dbFile) : path.join(stateDir, 'telemetry.db');
   const resolved: ResolvedConfig = {
     ...config,
     state: { dir: stateDir },

@@ -9,7 +9,7 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 
 export interface DaemonConfig {
   server: { host: string; port: number; requestTimeoutMs: number; keepAliveTimeoutMs: number };
-  limits: { bodyBytes: number; maxQueueDepth: number; maxConcurrentInferences: number };
+  limits: { bodyBytes: number; maxQueueDepth: number; maxConcurrentInferences: number; retryAfterSeconds: number };
   state: { dir: string | null };
   models: { dir: string | null };
   engine: { kind: EngineKind; adapterIndex: number | null; cpuThreads: number | null };
@@ -24,8 +24,16 @@ export interface DaemonConfig {
     dbFile: string | null;
     flushIntervalMs: number;
     batchSize: number;
+    maxQueue: number;
     shadowFraction: number;
-    retention: { maxAgeDays: number; maxBytes: number; rollupAfterHours: number };
+    retention: {
+      rawMaxAgeHours: number;
+      minuteMaxAgeDays: number;
+      hourMaxAgeDays: number;
+      eventsMaxAgeDays: number;
+      maxBytes: number;
+      intervalMs: number;
+    };
   };
   power: { sources: PowerSourceName[]; sysfsRoot: string; intervalMs: number; nvidiaSmi: string };
   lifecycle: { shutdownGraceMs: number; componentStopTimeoutMs: number; watchdog: boolean };

@@ -13,8 +13,11 @@ export interface ShutdownOptions {
   graceMs: number;
   log: Logger;
   notify?: SdNotify;
-  /** Ends the process (the CLI flushes logs and calls process.exit); tests pass a recorder. */
-  exit: (code: number) => void;
+  /**
+   * Ends the process (the CLI flushes logs and exits); tests pass a recorder. `workStillRunning` is true when a
+   * component had not finished stopping (an inference may be running on an engine thread).
+   */
+  exit: (code: number, workStillRunning: boolean) => void;
   /** What else was still running at a forced exit (in-flight requests, …), for the log. */
   describeRunning?: () => Record<string, unknown>;
   signals?: NodeJS.Signals[];
@@ -45,7 +48,7 @@ export function handleShutdownSignals(options: ShutdownOptions): ShutdownControl
     if (finished) return;
     finished = true;
     settle(result);
-    options.exit(result.code);
+    options.exit(result.code, lifecycle.pending().length > 0);
   };
 
   const force = (why: string): void => {

@@ -26,7 +26,7 @@ t.test('with no configuration at all it serves on localhost from the state folde
   t.equal(config.server.port, 8080);
   t.equal(config.state.dir, path.join(stateHome, 'edgerun'));
   t.equal(config.models.dir, path.join(stateHome, 'edgerun', 'models'), 'no ./models: the state folder\'s models');
-  t.equal(config.telemetry.dbFile, path.join(stateHome, 'edgerun', 'telemetry.sqlite'));
+  t.equal(config.telemetry.dbFile, path.join(stateHome, 'edgerun', 'telemetry.db'));
   t.equal(config.engine.kind, 'auto');
   t.equal(origins['server.port'], 'default');
 });
