@@ -38,7 +38,7 @@ export interface RecorderStats {
 
 type Queued =
   | { type: 'request'; record: RequestRecord }
-  | { type: 'event'; event: LifecycleEvent }
+  | { type: 'event'; event: LifecycleEvent; details: string | null }
   | { type: 'accuracy'; record: AccuracyRecord }
   | { type: 'power'; sample: PowerSampleRecord }
   | { type: 'energy'; record: EnergyRecord };
@@ -91,7 +91,8 @@ export class TelemetryRecorder implements TelemetrySink {
 
   recordEvent(event: LifecycleEvent): void {
     if (!Number.isFinite(event.at) || !event.kind) return this.reject('event', event.model);
-    this.enqueue({ type: 'event', event });
+    // Serialised now: details that cannot be (a cycle, a BigInt) must not fail a whole batch later.
+    this.enqueue({ type: 'event', event, details: serializeDetails(event.details) });
     // Lifecycle events are rare and matter after a crash: write them on the next turn, durably.
     this.scheduleFlush();
   }
@@ -224,7 +225,7 @@ export class TelemetryRecorder implements TelemetrySink {
         }
         case 'event': {
           const e = item.event;
-          s.event.run(e.at, e.kind, e.model ?? null, e.version ?? null, e.details === undefined ? null : JSON.stringify(e.details));
+          s.event.run(e.at, e.kind, e.model ?? null, e.version ?? null, item.details);
           break;
         }
         case 'accuracy': {
@@ -254,6 +255,15 @@ export class TelemetryRecorder implements TelemetrySink {
     this.lastErrorLoggedAt = now;
     if (error) log.error(message);
     else log.warn(message);
+  }
+}
+
+function serializeDetails(details: Record<string, unknown> | undefined): string | null {
+  if (details === undefined) return null;
+  try {
+    return JSON.stringify(details);
+  } catch (error) {
+    return JSON.stringify({ unserializable: (error as Error).message });
   }
 }
 

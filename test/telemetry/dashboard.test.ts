@@ -106,7 +106,8 @@ if (!fs.existsSync(CHROMIUM)) {
   t.test('choosing a model narrows every chart and table to it', async (t) => {
     const { page } = await open(`${server.url}/dashboard?since=1h`);
     await page.selectOption('#model', 'ocr');
-    await page.waitForFunction(() => document.querySelectorAll('#versions tbody tr').length === 1);
+    await page.locator('#versions tbody tr').nth(1).waitFor({ state: 'detached' });
+    t.equal(await page.locator('#versions tbody tr').count(), 1);
     t.match(page.url(), /model=ocr/);
     t.equal(await page.locator('#latency path.series').count(), 3);
   });

@@ -126,6 +126,19 @@ t.test('a failing batch is retried, then dropped and counted; later batches are 
   t.equal(count(db, 'requests'), 1);
 });
 
+t.test('event details that cannot be serialised are replaced, not allowed to fail the batch', async (t) => {
+  const { db, recorder } = setup(t);
+  const cyclic: Record<string, unknown> = {};
+  cyclic.self = cyclic;
+  recorder.recordEvent({ at: 1000, kind: 'error', details: cyclic });
+  recorder.recordEvent({ at: 1001, kind: 'error', details: { big: 10n } });
+  recorder.recordRequest(request(1002, 5));
+  recorder.flush();
+  const details = db.prepare('SELECT details FROM events ORDER BY at').all().map((r) => JSON.parse((r as { details: string }).details));
+  t.match(details, [{ unserializable: /circular/i }, { unserializable: /BigInt/ }]);
+  t.equal(count(db, 'requests'), 1);
+});
+
 t.test('close flushes, is idempotent, and later records are counted as dropped', async (t) => {
   const { db, recorder } = setup(t);
   recorder.recordRequest(request(1000, 5));
