@@ -28,3 +28,8 @@ else
     apt_update; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1
   fi
 fi
+
+# Headless Chromium drives the dashboard tests (playwright-core, executablePath /usr/bin/chromium).
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_update; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
