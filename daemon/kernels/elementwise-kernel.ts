@@ -10,7 +10,7 @@
  */
 import { elementCount, type TensorType } from '../graph/ir.ts';
 import { elementwiseHelpers, elementwiseProgramKey, renderElementwiseProgram, wgslType } from './elementwise-expr.ts';
-import { broadcastIndex, linearDispatch, unravelIndex } from './shader-util.ts';
+import { linearDispatch, ShapeValues } from './shader-util.ts';
 import type { DeviceCaps, ElementwiseProgram, KernelProgram } from './types.ts';
 
 export interface CoalescedBroadcast {
@@ -64,7 +64,33 @@ const WORKGROUP_SIZE = 64;
 const CPU_SCALARS_PER_INVOCATION = 8;
 const CPU_VEC4S_PER_INVOCATION = 4;
 
-/** Builds the kernel; returns null when the output is empty (nothing to dispatch). */
+/** The flat index into an input spanning `spanned` dims of the unit shape, from the coordinates c<d>. */
+function inputIndex(spanned: number[], dim: (d: number) => string): string {
+  let index = '';
+  for (const d of spanned) index = index ? `(${index}) * ${dim(d)} + c${d}` : `c${d}`;
+  return index || '0u';
+}
+
+/**
+ * Statements that set var coordinates c0..c{rank-1} of unit `unit` (one division per dim but the outermost)
+ * and, for the per-invocation loop, statements advancing them to the next unit: a carry chain, no division.
+ */
+function coordinates(rank: number, unit: string, dim: (d: number) => string): { init: string[]; advance: string[] } {
+  if (rank === 0) return { init: [], advance: [] };
+  const init = rank > 1 ? [`var rest = ${unit};`] : [];
+  for (let d = rank - 1; d > 0; d--) init.push(`var c${d} = rest % ${dim(d)};`, `rest = rest / ${dim(d)};`);
+  init.push(rank > 1 ? 'var c0 = rest;' : `var c0 = ${unit};`);
+  // wrapping dim d carries into d-1; built from the outside in, so the innermost test encloses the rest
+  let chain = '';
+  for (let d = 1; d < rank; d++) chain = `if (c${d} == ${dim(d)}) { c${d} = 0u; c${d - 1} = c${d - 1} + 1u;${chain ? ` ${chain}` : ''} }`;
+  return { init, advance: [`c${rank - 1} = c${rank - 1} + 1u;`, ...(chain ? [chain] : [])] };
+}
+
+/**
+ * Builds the kernel; returns null when the output is empty (nothing to dispatch). On CPU adapters the
+ * shapes are read from a params buffer (see ShapeValues) whenever the adapter has a storage-buffer slot
+ * left for it, so every node running the same program over the same broadcast pattern shares a pipeline.
+ */
 export function buildElementwiseKernel(spec: ElementwiseKernelSpec): KernelProgram | null {
   const total = elementCount(spec.output.shape);
   if (total === 0) return null;
@@ -74,6 +100,9 @@ export function buildElementwiseKernel(spec: ElementwiseKernelSpec): KernelProgr
   const width = inner % 4 === 0 ? 4 : 1;
   const unitShape = rank ? [...coalesced.outShape.slice(0, -1), inner / width] : [];
   const units = total / width;
+  const { device } = spec;
+  const values = new ShapeValues(device.isCpu && spec.inputs.length + 2 <= device.limits.maxStorageBuffersPerShaderStage);
+  const dim = (d: number) => values.value(unitShape[d], `dim${d}`);
 
   const inputTypes = spec.inputs.map((t) => wgslType(t.dtype));
   const outType = wgslType(spec.output.dtype);
@@ -94,8 +123,8 @@ export function buildElementwiseKernel(spec: ElementwiseKernelSpec): KernelProgr
       invariantLoads.push(`let v${i} = input${i}[0];`);
       return;
     }
-    const index = spansAll(shape) ? 'unit' : broadcastIndex(vector[i] ? [...shape.slice(0, -1), shape[rank - 1] / 4] : shape, unitShape);
-    loads.push(`let v${i} = input${i}[${index}];`);
+    const spanned = shape.flatMap((size, d) => (size !== 1 ? [d] : []));
+    loads.push(`let v${i} = input${i}[${spansAll(shape) ? 'unit' : inputIndex(spanned, dim)}];`);
   });
   const outputVector = width === 4 ? `vec4<${outType}>` : outType;
   declarations.push(`@group(0) @binding(${spec.inputs.length}) var<storage, read_write> output: array<${outputVector}>;`);
@@ -113,47 +142,51 @@ export function buildElementwiseKernel(spec: ElementwiseKernelSpec): KernelProgr
     laneResults.push(rendered.result);
   });
   const store = width === 4 ? `output[unit] = vec4<${outType}>(${laneResults.join(', ')});` : `output[unit] = ${laneResults[0]};`;
-  const perInvocation = spec.device.isCpu ? Math.min(width === 4 ? CPU_VEC4S_PER_INVOCATION : CPU_SCALARS_PER_INVOCATION, units) : 1;
-  const invocations = Math.ceil(units / perInvocation);
-  const dispatch = linearDispatch(invocations, WORKGROUP_SIZE, spec.device.limits.maxComputeWorkgroupsPerDimension);
-  const unitBody = [
-    needsCoordinates ? unravelIndex(unitShape, 'unit') : '',
-    ...loads,
-    ...laneStatements.flatMap((block) => block.split('\n')),
-    store,
-  ].flatMap((block) => block.split('\n')).map((line) => line.trim()).filter((line) => line !== '');
+  const perInvocation = device.isCpu ? (width === 4 ? CPU_VEC4S_PER_INVOCATION : CPU_SCALARS_PER_INVOCATION) : 1;
+  const dispatch = linearDispatch(Math.ceil(units / perInvocation), WORKGROUP_SIZE, device.limits.maxComputeWorkgroupsPerDimension);
+  const unitsValue = values.value(units, 'units');
+  const invocation = dispatch.workgroups[1] > 1 ? `gid.x + gid.y * ${values.value(dispatch.workgroups[0] * WORKGROUP_SIZE, 'row_stride')}` : 'gid.x';
+  const walk = coordinates(needsCoordinates ? rank : 0, perInvocation === 1 ? 'unit' : 'first', dim);
+  const unitBody = [...loads, ...laneStatements, store].flatMap((block) => block.split('\n')).map((line) => line.trim()).filter((line) => line !== '');
+  const main = perInvocation === 1
+    ? [`let unit = ${invocation};`, `if (unit >= ${unitsValue}) { return; }`, ...invariantLoads, ...(needsCoordinates ? walk.init : []), ...unitBody]
+    : [
+      // one division per dim for the first unit, a carry chain for the next; a lane-dependent trip count
+      // keeps the loop a loop (lavapipe fully unrolls constant-count loops: each copy of a load or store
+      // then costs ~10-50 ms of first-dispatch compile time)
+      `let first = (${invocation}) * ${perInvocation}u;`,
+      `if (first >= ${unitsValue}) { return; }`,
+      `let end = min(first + ${perInvocation}u, ${unitsValue});`,
+      ...invariantLoads,
+      ...(needsCoordinates ? walk.init : []),
+      'for (var unit = first; unit < end; unit++) {',
+      ...[...unitBody, ...(needsCoordinates ? walk.advance : [])].map((line) => `  ${line}`),
+      '}',
+    ];
+  const paramsDeclaration = values.declaration(spec.inputs.length + 1);
   const code = [
     ...declarations,
+    ...(paramsDeclaration ? [paramsDeclaration] : []),
     elementwiseHelpers([spec.program]),
     `@compute @workgroup_size(${WORKGROUP_SIZE})`,
     'fn main(@builtin(global_invocation_id) gid: vec3<u32>) {',
-    `  ${dispatch.prologue}`,
-    ...invariantLoads.map((line) => `  ${line}`),
-    ...(perInvocation === 1
-      ? ['  let unit = idx;', ...unitBody.map((line) => `  ${line}`)]
-      : [
-        // a lane-dependent trip count keeps the loop a loop (see elementKernel in data-movement-common.ts)
-        `  let first = idx * ${perInvocation}u;`,
-        `  let end = min(first + ${perInvocation}u, ${units}u);`,
-        '  for (var unit = first; unit < end; unit++) {',
-        ...unitBody.map((line) => `    ${line}`),
-        '  }',
-      ]),
+    ...[...values.loads(), ...main].map((line) => `  ${line}`),
     '}',
     '',
   ].filter((line) => line !== '').join('\n');
-  const key = [
-    'elementwise',
-    `wg${WORKGROUP_SIZE}x${dispatch.workgroups.join('x')}u${perInvocation}`,
-    elementwiseProgramKey(spec.program),
-    `in:${coalesced.inputShapes.map((shape, i) => `${inputTypes[i]}[${shape}]${vector[i] ? 'v' : ''}`).join(';')}`,
-    `out:${outType}[${coalesced.outShape}]w${width}`,
-  ].join('|');
+  const shapes = values.fromParams
+    ? `in:${coalesced.inputShapes.map((shape, i) => `${inputTypes[i]}[${shape.map((size) => (size === 1 ? 1 : 'n'))}]${vector[i] ? 'v' : ''}`).join(';')}|out:${outType}w${width}`
+    : `in:${coalesced.inputShapes.map((shape, i) => `${inputTypes[i]}[${shape}]${vector[i] ? 'v' : ''}`).join(';')}|out:${outType}[${coalesced.outShape}]w${width}|wg${dispatch.workgroups.join('x')}`;
+  const paramsBinding = values.binding();
   return {
     label: spec.label,
-    key,
+    key: ['elementwise', `wg${WORKGROUP_SIZE}u${perInvocation}`, elementwiseProgramKey(spec.program), shapes, values.key()].join('|'),
     code,
     workgroups: dispatch.workgroups,
-    bindings: [...spec.inputIndices.map((index) => ({ kind: 'input' as const, index })), { kind: 'output', index: 0 }],
+    bindings: [
+      ...spec.inputIndices.map((index) => ({ kind: 'input' as const, index })),
+      { kind: 'output', index: 0 },
+      ...(paramsBinding ? [paramsBinding] : []),
+    ],
   };
 }

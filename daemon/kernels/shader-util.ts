@@ -1,5 +1,6 @@
 /** Small WGSL building blocks shared by the op files, so each op file writes only its body. */
 import type { WgslScalar } from './elementwise-expr.ts';
+import type { Binding } from './types.ts';
 
 export interface LinearDispatch {
   workgroups: [number, number, number];
@@ -90,4 +91,52 @@ export function broadcastShapes(...shapes: (readonly number[])[]): number[] | nu
     }
   }
   return out;
+}
+
+/**
+ * The shape values (sizes, counts, strides) of a kernel, either baked into its WGSL as literals (constant
+ * divisors and loop bounds for the driver to fold) or read from a params buffer bound as build-time data.
+ * With params the code no longer depends on the shapes, so every node of the same structure shares one
+ * pipeline: on lavapipe, which compiles each pipeline on its first dispatch (~50-100 ms even for a trivial
+ * shader), that is what a model's first inference waits for. Generators write the same template either way:
+ * `value(n, name)` is a literal or the name of a `let` loaded from the buffer at the top of main.
+ */
+export class ShapeValues {
+  private readonly names: string[] = [];
+  private readonly values: number[] = [];
+
+  constructor(readonly fromParams: boolean) {}
+
+  /** A u32 expression of `value`; `name` (a WGSL identifier) must be unique in the kernel. */
+  value(value: number, name: string): string {
+    if (!this.names.includes(name)) {
+      this.names.push(name);
+      this.values.push(value);
+    }
+    return this.fromParams ? name : `${value}u`;
+  }
+
+  /** The params buffer declaration for binding `binding` (empty when baked or when no value was used). */
+  declaration(binding: number): string {
+    return this.used ? `@group(0) @binding(${binding}) var<storage, read> params: array<u32>;` : '';
+  }
+
+  /** Statements loading every used value at the top of main. */
+  loads(): string[] {
+    return this.used ? this.names.map((name, i) => `let ${name} = params[${i}];`) : [];
+  }
+
+  /** The build-time data binding of the params buffer, or null. */
+  binding(): Binding | null {
+    return this.used ? { kind: 'constant', data: Uint32Array.from(this.values) } : null;
+  }
+
+  /** Part of the specialisation key: the values when baked, only their names when read from params. */
+  key(): string {
+    return this.fromParams ? `params(${this.names.join(',')})` : `baked(${this.names.map((name, i) => `${name}=${this.values[i]}`).join(',')})`;
+  }
+
+  get used(): boolean {
+    return this.fromParams && this.names.length > 0;
+  }
 }

@@ -112,6 +112,14 @@ cases.push(
   { name: 'CastLike float to the int64 of input 1', c: { opType: 'CastLike', opset: 15, inputs: [floatTensor([3], [1.5, -2.7, 3]), intTensor('int64', [1], [0])] } },
   { name: 'CastLike int64 to bool', c: { opType: 'CastLike', opset: 15, inputs: [intTensor('int64', [3], [0, 2, -1]), intTensor('bool', [1], [0])] } },
   { name: 'Add on a large aligned tensor', c: { opType: 'Add', inputs: [randomTensor([2, 16, 24, 24], 1), randomTensor([16, 1, 1], 2)] } },
+  // an invocation's units cross rows and planes: the coordinate carry chain, scalar and vec4
+  { name: 'Add over the middle dim, units crossing rows', c: { opType: 'Add', inputs: [randomTensor([2, 3, 5], 1), randomTensor([1, 3, 1], 2)] } },
+  { name: 'Mul spanning the outer and inner dims', c: { opType: 'Mul', inputs: [randomTensor([3, 5, 7], 1), randomTensor([3, 1, 7], 2)] } },
+  { name: 'Sub with vec4 units crossing rows', c: { opType: 'Sub', inputs: [randomTensor([3, 6, 4], 1), randomTensor([1, 6, 1], 2)] } },
+  { name: 'Where broadcasting all three inputs', c: { opType: 'Where', inputs: [intTensor('bool', [3, 1, 5], [1, 0, 1, 1, 0, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1]), randomTensor([1, 4, 5], 2), randomTensor([3, 4, 1], 3)] } },
+  // GPU adapters bake the shapes instead of reading them from a params buffer
+  { name: 'Add over the middle dim, baked shapes', c: { opType: 'Add', inputs: [randomTensor([2, 3, 5], 1), randomTensor([1, 3, 1], 2)], device: { isCpu: false } } },
+  { name: 'Sub with vec4 units, baked shapes', c: { opType: 'Sub', inputs: [randomTensor([3, 6, 4], 1), randomTensor([1, 6, 1], 2)], device: { isCpu: false } } },
 );
 
 t.test('elementwise ops match onnxruntime on the GPU and when folded', async (t) => {
@@ -124,12 +132,35 @@ t.test('elementwise ops match onnxruntime on the GPU and when folded', async (t)
 t.test('the kernel takes the vec4 path exactly when the innermost coalesced dim is a multiple of 4', async (t) => {
   const vec = await buildSingleOp({ opType: 'Add', inputs: [randomTensor([1, 8, 4, 4], 1), randomTensor([8, 1, 1], 2)] });
   t.match(vec.programs[0].code, /array<vec4<f32>>/);
-  t.match(vec.programs[0].key, /out:f32\[8,16\]w4/, 'dims coalesce to [8,16]');
+  t.match(vec.programs[0].key, /in:f32\[n,n\]v;f32\[n,1\]\|out:f32w4/, 'dims coalesce to [8,16]: per-channel broadcast over rows of 4 vec4s');
+  const params = vec.programs[0].bindings.at(-1)!;
+  t.same(params.kind === 'constant' ? Array.from(params.data) : params, [32, 4], 'the params buffer carries the 32 vec4 units in rows of 4');
+  const baked = await buildSingleOp({ opType: 'Add', inputs: [randomTensor([1, 8, 4, 4], 1), randomTensor([8, 1, 1], 2)], device: { isCpu: false } });
+  t.match(baked.programs[0].key, /out:f32\[8,16\]w4/, 'GPU adapters bake the coalesced shape');
   const scalar = await buildSingleOp({ opType: 'Add', inputs: [randomTensor([2, 3, 5], 1), randomTensor([5], 2)] });
   t.notMatch(scalar.programs[0].code, /vec4/);
   const empty = await buildSingleOp({ opType: 'Relu', inputs: [randomTensor([0, 3], 1)] });
   t.same(empty.programs, [], 'an empty output dispatches nothing');
   t.same(empty.outputs[0].shape, [0, 3]);
+});
+
+t.test('on CPU adapters nodes with the same program and broadcast pattern share a pipeline whatever their sizes', async (t) => {
+  const seScale = (channels: number, pixels: number) => buildSingleOp({
+    opType: 'FusedElementwise', domain: 'edgerun', inputs: [randomTensor([1, channels, 1, pixels], 1), randomTensor([1, channels, 1, 1], 2)],
+    attributes: { program: JSON.stringify({ steps: [
+      { opType: 'HardSigmoid', args: [{ input: 1 }], attributes: { alpha: 0.2, beta: 0.5 }, dtype: 'float32' },
+      { opType: 'Mul', args: [{ input: 0 }, { step: 0 }], attributes: {}, dtype: 'float32' },
+    ], result: 1 }) },
+  }).then((r) => r.programs[0]);
+  const a = await seScale(88, 288);
+  const b = await seScale(48, 288);
+  const c = await seScale(200, 192);
+  t.equal(b.key, a.key);
+  t.equal(c.key, a.key);
+  t.equal(c.code, a.code, 'one WGSL module for all three');
+  t.notMatch(a.code, /\b(88|288|72)u\b/, 'no size is baked into the code');
+  const odd = await seScale(24, 25);
+  t.not(odd.key, a.key, 'rows that are not a multiple of 4 take the scalar kernel: another pipeline');
 });
 
 t.test('equal shapes give equal keys and identical code; different broadcasts give different keys', async (t) => {
