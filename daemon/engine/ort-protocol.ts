@@ -6,6 +6,12 @@ import type { TensorInfo } from './types.ts';
 export interface OrtSessionOptions {
   /** Threads onnxruntime uses inside one operator (default: onnxruntime's choice, the number of cores). */
   intraOpNumThreads?: number;
+  /**
+   * Let idle pool threads spin between runs (onnxruntime's default). Off by default here: measured on 2 cores,
+   * spinning used 5.5x the CPU time for a 1.5 ms model run every 20 ms, CPU the serving thread and the rest of
+   * an edge box need (and power telemetry would charge to the model), for about 0.8 ms lower latency.
+   */
+  allowSpinning?: boolean;
 }
 
 export type OrtRequest =

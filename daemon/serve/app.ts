@@ -60,10 +60,9 @@ export async function build(opts: ServeOptions): Promise<FastifyInstance> {
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ error: `no endpoint ${request.method} ${request.url}`, code: 'EDGERUN_ERR_REQUEST' });
   });
-  app.addHook('onRequest', async (request) => {
-    if (isDraining()) {
-      throw new EdgerunError('EDGERUN_ERR_DRAINING', `the server is shutting down and takes no new requests (${request.method} ${request.url})`);
-    }
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (!isDraining()) return done();
+    done(new EdgerunError('EDGERUN_ERR_DRAINING', `the server is shutting down and takes no new requests (${request.method} ${request.url})`));
   });
 
   await app.register(healthPlugin, ctx);

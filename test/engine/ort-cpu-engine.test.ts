@@ -12,6 +12,8 @@ import { writeModels } from '../serve/helpers/models.ts';
 
 const models = writeModels();
 const engine = await OrtCpuEngine.create();
+// One session of the typed model serves the tests that only run it (each session starts a thread).
+const typed = await engine.load(models.typed);
 t.teardown(async () => {
   await engine.close();
   models.remove();
@@ -29,8 +31,7 @@ function typedFeeds(overrides: Partial<Record<string, Tensor>> = {}): Map<string
 }
 
 t.test('a session describes inputs and outputs with IR dtypes and symbolic dims', async (t) => {
-  const session = await engine.load(models.typed);
-  t.teardown(() => session.close());
+  const session = typed;
   t.same(session.inputs.map((i) => [i.name, i.dtype, i.dims]), [
     ['ids', 'int64', ['n']], ['mask', 'bool', ['n']], ['half', 'float16', [2]], ['small', 'int8', [3]], ['fixed', 'float32', [1, 3]],
   ]);
@@ -40,8 +41,7 @@ t.test('a session describes inputs and outputs with IR dtypes and symbolic dims'
 });
 
 t.test('int64, bool, float16 and int8 tensors round-trip through onnxruntime in the IR storage types', async (t) => {
-  const session = await engine.load(models.typed);
-  t.teardown(() => session.close());
+  const session = typed;
   const { outputs, timings } = await session.run(typedFeeds());
   const ids = outputs.get('ids_next')!;
   t.equal(ids.dtype, 'int64');
@@ -60,15 +60,13 @@ t.test('int64, bool, float16 and int8 tensors round-trip through onnxruntime in 
 });
 
 t.test('int64 outputs beyond the int32 range saturate, as the IR specifies', async (t) => {
-  const session = await engine.load(models.typed);
-  t.teardown(() => session.close());
+  const session = typed;
   const { outputs } = await session.run(typedFeeds({ ids: { dtype: 'int64', dims: [3], data: Int32Array.of(-3, 0, 3) } }));
   t.same([...outputs.get('ids_wide')!.data], [-2147483648, 0, 2147483647]);
 });
 
 t.test('feeds are validated against the declared inputs before they reach onnxruntime', async (t) => {
-  const session = await engine.load(models.typed);
-  t.teardown(() => session.close());
+  const session = typed;
   const missing = typedFeeds();
   missing.delete('mask');
   await expectEdgerunError(t, session.run(missing), 'EDGERUN_ERR_INPUT', /missing input 'mask'/);

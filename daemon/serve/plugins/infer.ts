@@ -48,10 +48,20 @@ export const inferPlugin: FastifyPluginAsync<ServeContext> = async (app, ctx) =>
     const { model, version } = request.params;
     const arrived = performance.now() - reply.elapsedTime;
     const deadline = arrived + ctx.limits.requestTimeoutMs;
-    const record: InferRecord = { model: ctx.registry.get(model) ? model : '', version: version ?? '', batchSize: 0 };
+    const record: InferRecord = { model: '', version: '', batchSize: 0 };
     records.set(request, record);
 
-    const lease: Lease = ctx.registry.acquire(model, version);
+    let lease: Lease;
+    try {
+      lease = ctx.registry.acquire(model, version);
+    } catch (error) {
+      // Only names the registry knows become metric labels: clients cannot grow the label set.
+      const notFound = isEdgerunError(error, 'EDGERUN_ERR_MODEL_NOT_FOUND');
+      if (!notFound) Object.assign(record, { model, version: version ?? '' });
+      else if (error.context.version !== undefined) record.model = model;
+      record.error = isEdgerunError(error) ? error.code : 'internal';
+      throw error;
+    }
     ctx.metrics.leaseTaken(model);
     Object.assign(record, { model, version: lease.version, engine: lease.engine });
     let slot: (() => void) | undefined;
