@@ -192,7 +192,11 @@ export class ModelManager implements ModelRegistry {
   }
 
   private engine(): Promise<Engine> {
-    this.enginePromise ??= this.options.engine();
+    // A factory that failed (no adapter yet, a transient error) is asked again on the next load.
+    this.enginePromise ??= this.options.engine().catch((error: unknown) => {
+      this.enginePromise = undefined;
+      throw error;
+    });
     return this.enginePromise;
   }
 

@@ -88,7 +88,7 @@ export class ModelSlot {
     for (const info of this.history.values()) put(info);
     for (const entry of this.draining) {
       const leases = entry.loaded.leases;
-      put(this.describe(entry.loaded, entry.state, leases > 0 ? `${entry.reason}; draining ${leases} in-flight request(s)` : entry.reason));
+      put(this.describe(entry.loaded, entry.state, `${entry.reason}; ${leases > 0 ? `draining ${leases} in-flight request(s)` : 'closing'}`));
     }
     if (this.candidate) {
       const { version, engine, inputs, outputs, stage } = this.candidate;
