@@ -110,3 +110,27 @@ t.test('probation that passes frees the previous version and moves the store poi
   await until(async () => (await store.activeVersion('scale')) === '2', 'the confirmed version to become the store\'s active version');
   t.same((await store.get('scale'))?.history, ['1']);
 });
+
+t.test('probation: a version whose median latency exceeds maxLatencyRatio × the previous one is rolled back at the end of the window', async (t) => {
+  const { manager, sink, modelsDir } = await fixture.manager({ probation: { windowMs: 400, minRequests: 5, maxErrorRate: 0.5, maxLatencyRatio: 2 } });
+  t.teardown(() => manager.close());
+  const folder = path.join(modelsDir, 'scale');
+  await writePackage(folder, { name: 'scale', version: '1', model: scaleModel(2), evalInputs });
+  await manager.load('scale');
+  // Latencies as the serving layer reports them: version 1 answers in 4 ms, version 2 in 20 ms.
+  for (let i = 0; i < 5; i++) manager.acquire('scale').release({ ok: true, latencyMs: 4 });
+  await fs.rm(folder, { recursive: true });
+  await writePackage(folder, { name: 'scale', version: '2', model: scaleModel(4), evalInputs });
+  await manager.load('scale');
+  for (let i = 0; i < 5; i++) {
+    const lease = manager.acquire('scale');
+    t.equal(lease.version, '2');
+    lease.release({ ok: true, latencyMs: 20 });
+  }
+  t.equal(manager.get('scale')!.activeVersion, '2', 'latency is judged at the end of the window, not on the first slow request');
+  await until(() => sink.events.some((e) => e.kind === 'rollback'), 'the end of the probation window');
+  t.equal(manager.get('scale')!.activeVersion, '1');
+  t.match(sink.events.find((e) => e.kind === 'rollback')?.details,
+    { from: '2', to: '1', reason: 'median latency 20.00 ms exceeds 2 × the previous version\'s 4.00 ms' });
+  t.same(await infer(manager, 'scale'), { version: '1', y: expected(2) });
+});
