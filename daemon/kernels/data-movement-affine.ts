@@ -7,9 +7,9 @@
  * gather would read with a large stride.
  */
 import { elementCount, type DType, type Tensor } from '../graph/ir.ts';
-import { elementKernel, readBinding, requiredInput, writeBinding } from './data-movement-common.ts';
+import { CPU_ELEMENTS_PER_INVOCATION, readBinding, requiredInput, WORKGROUP_SIZE, writeBinding } from './data-movement-common.ts';
 import { allocateHost } from './elementwise-program.ts';
-import { linearDispatch, stridesOf } from './shader-util.ts';
+import { linearDispatch, ShapeValues, stridesOf, walkCoordinates } from './shader-util.ts';
 import type { DeviceCaps, KernelProgram, OpContext, OpDefinition } from './types.ts';
 
 export interface AffineView {
@@ -99,33 +99,72 @@ export function viewProgram(label: string, view: AffineView, device: DeviceCaps,
   if (transposesLastTwo && !device.isCpu && v.outShape[last] >= 4 && v.outShape[rank - 2] >= 4) {
     return tiledProgram(label, v, device, declarations, bindings);
   }
-  const index = affineIndex(v.outShape, v.strides, v.base, 'idx', 'c');
-  return elementKernel({
+  return gatherProgram(label, v, device, bindings, false);
+}
+
+/**
+ * The plain gather: each output element reads input element base + Σ c_d · strides[d]. CPU adapters read
+ * the shape, strides and base from a params buffer, so views of the same rank share one pipeline (the
+ * three Slices of a QKV split, transposes of different sizes), and walk CPU_ELEMENTS_PER_INVOCATION
+ * consecutive elements per invocation with one division per dim; GPUs bake them, one element each.
+ * `vec4`: the view is in units of vec4 (inner dim contiguous, everything else a multiple of 4).
+ */
+function gatherProgram(label: string, v: AffineView, device: DeviceCaps, bindings: KernelProgram['bindings'], vec4: boolean): KernelProgram {
+  const rank = v.outShape.length;
+  const values = new ShapeValues(device.isCpu);
+  const dim = (d: number) => values.value(v.outShape[d], `dim${d}`);
+  const total = values.value(elementCount(v.outShape), 'total');
+  const perInvocation = device.isCpu ? CPU_ELEMENTS_PER_INVOCATION : 1;
+  const dispatch = linearDispatch(Math.ceil(elementCount(v.outShape) / perInvocation), WORKGROUP_SIZE, device.limits.maxComputeWorkgroupsPerDimension);
+  const invocation = dispatch.workgroups[1] > 1 ? `gid.x + gid.y * ${values.value(dispatch.workgroups[0] * WORKGROUP_SIZE, 'row_stride')}` : 'gid.x';
+  const terms = v.strides.flatMap((stride, d) => (stride === 0 && !values.fromParams ? [] : [`i32(c${d}) * ${values.signed(stride, `stride${d}`)}`]));
+  const index = [...(v.base || values.fromParams ? [values.signed(v.base, 'base')] : []), ...terms].join(' + ') || '0';
+  const walk = walkCoordinates(rank, perInvocation === 1 ? 'e' : 'first', dim);
+  const copy = `destination[e] = source[${index}];`;
+  const main = perInvocation === 1
+    ? [`let e = ${invocation};`, `if (e >= ${total}) { return; }`, ...walk.init, copy]
+    : [
+      // lane-dependent trip count: the loop stays a loop (see elementKernel in data-movement-common.ts)
+      `let first = (${invocation}) * ${perInvocation}u;`,
+      `if (first >= ${total}) { return; }`,
+      `let end = min(first + ${perInvocation}u, ${total});`,
+      ...walk.init,
+      'for (var e = first; e < end; e++) {',
+      `  ${copy}`,
+      ...walk.advance.map((line) => `  ${line}`),
+      '}',
+    ];
+  const unit = vec4 ? 'vec4<u32>' : 'u32';
+  const paramsDeclaration = values.declaration(2);
+  const code = [
+    readBinding(0, 'source', unit),
+    writeBinding(1, 'destination', unit),
+    ...(paramsDeclaration ? [paramsDeclaration] : []),
+    `@compute @workgroup_size(${WORKGROUP_SIZE})`,
+    'fn main(@builtin(global_invocation_id) gid: vec3<u32>) {',
+    ...[...values.loads(), ...main].map((line) => `  ${line}`),
+    '}',
+    '',
+  ].join('\n');
+  const paramsBinding = values.binding();
+  return {
     label,
-    keyParts: ['view', `[${v.outShape}]`, `s[${v.strides}]`, `b${v.base}`],
-    total,
-    declarations,
-    body: [...index.statements, `destination[idx] = source[${index.expr}];`],
-    bindings,
-    device,
-  });
+    key: [vec4 ? 'view-vec4' : 'view', `rank${rank}`, `wg${WORKGROUP_SIZE}u${perInvocation}`, ...(values.fromParams ? [] : [`[${v.outShape}]s[${v.strides}]b${v.base}g${dispatch.workgroups.join('x')}`]), values.key()].join('|'),
+    code,
+    workgroups: dispatch.workgroups,
+    bindings: paramsBinding ? [...bindings, paramsBinding] : bindings,
+  };
 }
 
 /** The view in units of vec4 (inner dim contiguous, everything else a multiple of 4). */
-function vectorProgram(label: string, v: AffineView, device: DeviceCaps, bindings: KernelProgram['bindings']): KernelProgram | null {
+function vectorProgram(label: string, v: AffineView, device: DeviceCaps, bindings: KernelProgram['bindings']): KernelProgram {
   const rank = v.outShape.length;
-  const shape = [...v.outShape.slice(0, -1), v.outShape[rank - 1] / 4];
-  const strides = [...v.strides.slice(0, -1).map((stride) => stride / 4), 1];
-  const index = affineIndex(shape, strides, v.base / 4, 'idx', 'c');
-  return elementKernel({
-    label,
-    keyParts: ['view-vec4', `[${shape}]`, `s[${strides}]`, `b${v.base / 4}`],
-    total: elementCount(shape),
-    declarations: [readBinding(0, 'source', 'vec4<u32>'), writeBinding(1, 'destination', 'vec4<u32>')],
-    body: [...index.statements, `destination[idx] = source[${index.expr}];`],
-    bindings,
-    device,
-  });
+  const view = {
+    outShape: [...v.outShape.slice(0, -1), v.outShape[rank - 1] / 4],
+    strides: [...v.strides.slice(0, -1).map((stride) => stride / 4), 1],
+    base: v.base / 4,
+  };
+  return gatherProgram(label, view, device, bindings, true);
 }
 
 /**

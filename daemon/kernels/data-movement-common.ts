@@ -60,7 +60,7 @@ export const WORKGROUP_SIZE = 64;
  * lavapipe (best of 4 × 9 runs): NCHW→NHWC Transpose of 64×112×112 7.1 ms with 1 element per invocation,
  * 2.1 ms with 8; a strided Slice of [1,64,111,111] 6.6 → 1.8 ms; a vec4 Concat 1.7 → 1.0 ms.
  */
-const CPU_ELEMENTS_PER_INVOCATION = 8;
+export const CPU_ELEMENTS_PER_INVOCATION = 8;
 
 export interface ElementKernelSpec {
   label: string;

@@ -10,7 +10,7 @@
  */
 import { elementCount, type TensorType } from '../graph/ir.ts';
 import { elementwiseHelpers, elementwiseProgramKey, renderElementwiseProgram, wgslType } from './elementwise-expr.ts';
-import { linearDispatch, ShapeValues } from './shader-util.ts';
+import { linearDispatch, ShapeValues, walkCoordinates } from './shader-util.ts';
 import type { DeviceCaps, ElementwiseProgram, KernelProgram } from './types.ts';
 
 export interface CoalescedBroadcast {
@@ -69,21 +69,6 @@ function inputIndex(spanned: number[], dim: (d: number) => string): string {
   let index = '';
   for (const d of spanned) index = index ? `(${index}) * ${dim(d)} + c${d}` : `c${d}`;
   return index || '0u';
-}
-
-/**
- * Statements that set var coordinates c0..c{rank-1} of unit `unit` (one division per dim but the outermost)
- * and, for the per-invocation loop, statements advancing them to the next unit: a carry chain, no division.
- */
-function coordinates(rank: number, unit: string, dim: (d: number) => string): { init: string[]; advance: string[] } {
-  if (rank === 0) return { init: [], advance: [] };
-  const init = rank > 1 ? [`var rest = ${unit};`] : [];
-  for (let d = rank - 1; d > 0; d--) init.push(`var c${d} = rest % ${dim(d)};`, `rest = rest / ${dim(d)};`);
-  init.push(rank > 1 ? 'var c0 = rest;' : `var c0 = ${unit};`);
-  // wrapping dim d carries into d-1; built from the outside in, so the innermost test encloses the rest
-  let chain = '';
-  for (let d = 1; d < rank; d++) chain = `if (c${d} == ${dim(d)}) { c${d} = 0u; c${d - 1} = c${d - 1} + 1u;${chain ? ` ${chain}` : ''} }`;
-  return { init, advance: [`c${rank - 1} = c${rank - 1} + 1u;`, ...(chain ? [chain] : [])] };
 }
 
 /**
@@ -146,7 +131,7 @@ export function buildElementwiseKernel(spec: ElementwiseKernelSpec): KernelProgr
   const dispatch = linearDispatch(Math.ceil(units / perInvocation), WORKGROUP_SIZE, device.limits.maxComputeWorkgroupsPerDimension);
   const unitsValue = values.value(units, 'units');
   const invocation = dispatch.workgroups[1] > 1 ? `gid.x + gid.y * ${values.value(dispatch.workgroups[0] * WORKGROUP_SIZE, 'row_stride')}` : 'gid.x';
-  const walk = coordinates(needsCoordinates ? rank : 0, perInvocation === 1 ? 'unit' : 'first', dim);
+  const walk = walkCoordinates(needsCoordinates ? rank : 0, perInvocation === 1 ? 'unit' : 'first', dim);
   const unitBody = [...loads, ...laneStatements, store].flatMap((block) => block.split('\n')).map((line) => line.trim()).filter((line) => line !== '');
   const main = perInvocation === 1
     ? [`let unit = ${invocation};`, `if (unit >= ${unitsValue}) { return; }`, ...invariantLoads, ...(needsCoordinates ? walk.init : []), ...unitBody]

@@ -41,6 +41,23 @@ export function stridesOf(shape: readonly number[]): number[] {
 }
 
 /**
+ * Coordinates of consecutive elements of a row-major shape of `rank` dims whose sizes are the u32
+ * expressions `dim(d)`: `init` declares vars c0..c{rank-1} for the flat index `index` (one division per dim
+ * but the outermost), `advance` moves them to the next element with a carry chain, no division. Kernels
+ * that handle several consecutive elements per invocation divide once and then advance.
+ */
+export function walkCoordinates(rank: number, index: string, dim: (d: number) => string): { init: string[]; advance: string[] } {
+  if (rank === 0) return { init: [], advance: [] };
+  const init = rank > 1 ? [`var rest = ${index};`] : [];
+  for (let d = rank - 1; d > 0; d--) init.push(`var c${d} = rest % ${dim(d)};`, `rest = rest / ${dim(d)};`);
+  init.push(rank > 1 ? 'var c0 = rest;' : `var c0 = ${index};`);
+  // wrapping dim d carries into d-1; built from the outside in, so the innermost test encloses the rest
+  let chain = '';
+  for (let d = 1; d < rank; d++) chain = `if (c${d} == ${dim(d)}) { c${d} = 0u; c${d - 1} = c${d - 1} + 1u;${chain ? ` ${chain}` : ''} }`;
+  return { init, advance: [`c${rank - 1} = c${rank - 1} + 1u;`, ...(chain ? [chain] : [])] };
+}
+
+/**
  * WGSL statements that decompose the flat output index `idx` into per-dimension coordinates
  * `${prefix}0 … ${prefix}{rank-1}` (as u32) for a shape baked into the shader.
  */
@@ -114,6 +131,12 @@ export class ShapeValues {
       this.values.push(value);
     }
     return this.fromParams ? name : `${value}u`;
+  }
+
+  /** An i32 expression of `value` (which may be negative), stored in the params buffer as its bits. */
+  signed(value: number, name: string): string {
+    const stored = this.value(value >>> 0, name);
+    return this.fromParams ? `bitcast<i32>(${stored})` : `i32(${value})`;
   }
 
   /** The params buffer declaration for binding `binding` (empty when baked or when no value was used). */

@@ -1,6 +1,7 @@
 import t from 'tap';
 import type { Tensor } from '../../daemon/graph/ir.ts';
 import { findOp } from '../../daemon/kernels/registry.ts';
+import type { KernelProgram } from '../../daemon/kernels/types.ts';
 import { buildSingleOp, floatTensor, intTensor, opContextFor, randomTensor, testDevice, type SingleOpCase } from '../helpers/kernel-harness.ts';
 import { checkCase, EXACT, type Tolerance } from '../helpers/op-compare.ts';
 
@@ -79,13 +80,46 @@ t.test('data-movement ops match onnxruntime (GPU and fold)', async (t) => {
   }
 });
 
+/** A CPU-adapter view's params buffer as name → value (the key lists the names in buffer order). */
+function viewParams(program: KernelProgram): Record<string, number> {
+  const names = /params\(([^)]*)\)/.exec(program.key)?.[1].split(',') ?? [];
+  const binding = program.bindings.at(-1)!;
+  const data = binding.kind === 'constant' ? Array.from(binding.data, (value) => value | 0) : [];
+  return Object.fromEntries(names.map((name, i) => [name, data[i]]));
+}
+
 t.test('views coalesce dims; contiguous inner dims move as vec4', async (t) => {
-  const nhwc = await buildSingleOp({ opType: 'Transpose', attributes: { perm: [0, 2, 3, 1] }, inputs: [randomTensor([1, 16, 7, 9], 4)] });
-  t.match(nhwc.programs[0].key, /^view\|\[63,16\]\|s\[1,63\]/, 'NCHW→NHWC is a [16,63] → [63,16] transpose (a plain gather on a CPU adapter)');
-  const inner = await buildSingleOp({ opType: 'Transpose', attributes: { perm: [1, 0, 2] }, inputs: [x234] });
-  t.match(inner.programs[0].key, /^view-vec4\|\[3,2,1\]/, 'an unchanged inner dim of 4 moves one vec4 per invocation');
-  const slice = await buildSingleOp({ opType: 'Slice', constantInputs: [1, 2, 3], inputs: [x234, i64([1], [1]), i64([1], [3]), i64([1], [1])] });
-  t.match(slice.programs[0].key, /^view-vec4\|\[2,2\]\|s\[3,1\]\|b1/, 'slicing the middle axis keeps [2, 2·4] rows');
+  const nhwc = (await buildSingleOp({ opType: 'Transpose', attributes: { perm: [0, 2, 3, 1] }, inputs: [randomTensor([1, 16, 7, 9], 4)] })).programs[0];
+  t.match(nhwc.key, /^view\|rank2\|/, 'NCHW→NHWC is a 2-D transpose (a plain gather on a CPU adapter)');
+  t.match(viewParams(nhwc), { total: 1008, dim1: 16, stride0: 1, stride1: 63, base: 0 }, '[16,63] → [63,16]');
+  const inner = (await buildSingleOp({ opType: 'Transpose', attributes: { perm: [1, 0, 2] }, inputs: [x234] })).programs[0];
+  t.match(inner.key, /^view-vec4\|rank3\|/, 'an unchanged inner dim of 4 moves one vec4 per invocation');
+  t.match(viewParams(inner), { total: 6, dim1: 2, dim2: 1, stride0: 1, stride1: 3, stride2: 1 }, '[3,2,1] vec4s');
+  const slice = (await buildSingleOp({ opType: 'Slice', constantInputs: [1, 2, 3], inputs: [x234, i64([1], [1]), i64([1], [3]), i64([1], [1])] })).programs[0];
+  t.match(slice.key, /^view-vec4\|rank2\|/);
+  t.match(viewParams(slice), { total: 4, dim1: 2, stride0: 3, stride1: 1, base: 1 }, 'slicing the middle axis keeps [2, 2·4] rows');
+  const baked = (await buildSingleOp({ opType: 'Slice', constantInputs: [1, 2, 3], inputs: [x234, i64([1], [1]), i64([1], [3]), i64([1], [1])], device: { isCpu: false } })).programs[0];
+  t.match(baked.key, /^view-vec4\|rank2\|wg64u1\|\[2,2\]s\[3,1\]b1/, 'GPU adapters bake the view');
+});
+
+t.test('on CPU adapters views of the same rank share one pipeline', async (t) => {
+  const qkv = randomTensor([3, 40, 40], 5);
+  const part = (k: number) => buildSingleOp({ opType: 'Slice', constantInputs: [1, 2, 3], inputs: [qkv, i64([1], [k]), i64([1], [k + 1]), i64([1], [0])] }).then((r) => r.programs[0]);
+  const [q, k, v] = await Promise.all([part(0), part(1), part(2)]);
+  t.equal(k.key, q.key, 'the three Slices of a QKV split share a key');
+  t.equal(v.code, q.code, 'and their code');
+  t.same([q, k, v].map((p) => viewParams(p).base), [0, 400, 800], 'only the params differ');
+  const small = (await buildSingleOp({ opType: 'Transpose', inputs: [randomTensor([5, 3], 1)] })).programs[0];
+  const large = (await buildSingleOp({ opType: 'Transpose', inputs: [randomTensor([37, 21], 2)] })).programs[0];
+  t.equal(large.key, small.key, 'transposes of different sizes share a key');
+  t.notMatch(large.code, /\b(37|21)u\b/, 'no size is baked into the code');
+  t.same((await checkCase({ opType: 'Transpose', inputs: [randomTensor([37, 21], 2)] }, EXACT)).problems, [], 'and run correctly');
+  // a negative step stores a negative stride in the params (as its bits) and bakes it on GPUs
+  for (const isCpu of [true, false]) {
+    const reversed: SingleOpCase = { opType: 'Slice', constantInputs: [1, 2, 3, 4], device: { isCpu },
+      inputs: [randomTensor([4, 9], 3), i64([1], [7]), i64([1], [0]), i64([1], [1]), i64([1], [-2])] };
+    t.same((await checkCase(reversed, EXACT)).problems, [], `Slice with step -2 (${isCpu ? 'params' : 'baked'})`);
+  }
 });
 
 t.test('on GPU adapters 2-D transposes go through a workgroup-memory tile (run here by presenting lavapipe as a GPU)', async (t) => {
