@@ -10,12 +10,13 @@
  * with K baked took 3.2-4.4 s; the same loop with K read from a buffer ~0.4 s). Reading the bounds from the
  * params buffer keeps every loop a loop, and sharing the pipeline saves the rest.
  *
- * Two tilings of the same arithmetic, no workgroup memory and no barriers (lavapipe's caches do what shared
+ * Tilings of the same arithmetic, no workgroup memory and no barriers (lavapipe's caches do what shared
  * tiles do on a GPU, and barriers split the shader into costly coroutine resumes):
- *  - `tiled`: every invocation computes 4 rows × 4 columns, K advancing by 4 with vec4 loads where the
- *    layout allows. The fastest steady state, ~500 ms to compile.
- *  - `compact`: 1 row × 4 columns, K advancing by 1: a third of the load sites, for problems so small that
- *    their compile time outweighs any run time they could save.
+ *  - CPU_TILED: every invocation computes 4 rows × 4 columns, K advancing by 4 with vec4 loads where the
+ *    layout allows. The fastest steady state for large problems, ~550-950 ms to compile.
+ *  - CPU_COMPACT: 4 rows × 4 columns, K advancing by 1 (a quarter of the load sites), ~200-300 ms to
+ *    compile and as fast as CPU_TILED up to a few million multiply-adds (see matmul.ts).
+ *  - CPU_COMPACT_ROW: 1 row × 4 columns, K advancing by 1, for small single-row problems.
  */
 import { wgslLiteral } from './elementwise-expr.ts';
 import { batchCount, epilogueFunction, matmulBindings, matmulKey } from './matmul-common.ts';
@@ -23,13 +24,16 @@ import type { MatMulProblem, OperandAccess } from './matmul-problem.ts';
 import { stridesOf } from './shader-util.ts';
 import type { KernelProgram } from './types.ts';
 
-/** Output rows per invocation (each a vec4 of 4 columns) and how far K advances per loop iteration. */
-export interface CpuTiling { rows: number; kStep: 1 | 4 }
+/**
+ * Output rows per invocation (each a vec4 of 4 columns), how far K advances per loop iteration, and the
+ * workgroup size along columns (x) and rows (y).
+ */
+export interface CpuTiling { rows: number; kStep: 1 | 4; workgroup: [number, number] }
 
-export const CPU_TILED: CpuTiling = { rows: 4, kStep: 4 };
-export const CPU_COMPACT: CpuTiling = { rows: 4, kStep: 1 };
-
-const WORKGROUP: [number, number] = [8, 8];
+export const CPU_TILED: CpuTiling = { rows: 4, kStep: 4, workgroup: [8, 8] };
+export const CPU_COMPACT: CpuTiling = { rows: 4, kStep: 1, workgroup: [8, 8] };
+/** For single-row problems (M = 1): a quarter of the compact kernel's load and store sites. */
+export const CPU_COMPACT_ROW: CpuTiling = { rows: 1, kStep: 1, workgroup: [64, 1] };
 
 /**
  * How an operand's batch offset is computed: none (one matrix), linear in the flat batch index (stride
@@ -115,7 +119,7 @@ function storeBlock(p: MatMulProblem, rows: number): string {
 }
 
 export function cpuMatmulProgram(p: MatMulProblem, maxPerDimension: number, tiling: CpuTiling): KernelProgram {
-  const { rows, kStep } = tiling;
+  const { rows, kStep, workgroup } = tiling;
   // stepping K by 1 reads A as scalars whatever its layout
   const aVec4 = kStep === 4 && p.a.vec4;
   const bVec4 = p.b.vec4;
@@ -157,7 +161,7 @@ ${paramsBinding}
 
 ${epilogueFunction(p.epilogue, 'fn finish(acc: f32, c: u32) -> f32', p.bias ? `${alpha} + ${beta}bias[c]` : alpha)}
 
-@compute @workgroup_size(${WORKGROUP[0]}, ${WORKGROUP[1]}, 1)
+@compute @workgroup_size(${workgroup[0]}, ${workgroup[1]}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let dims = params[0];
   let sa = params[1];
@@ -181,9 +185,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 `;
   return {
     label: label(p, tiling),
-    key: matmulKey(p, `cpu-${rows}x4k${kStep} wg${WORKGROUP.join('x')}`, structureKey(p, aVec4, bVec4, aBatch, bBatch, rows)),
+    key: matmulKey(p, `cpu-${rows}x4k${kStep} wg${workgroup.join('x')}`, structureKey(p, aVec4, bVec4, aBatch, bBatch, rows)),
     code,
-    workgroups: [Math.ceil(p.N / 4 / WORKGROUP[0]), Math.ceil(p.M / rows / WORKGROUP[1]), batchCount(p, maxPerDimension)],
+    workgroups: [Math.ceil(p.N / 4 / workgroup[0]), Math.ceil(p.M / rows / workgroup[1]), batchCount(p, maxPerDimension)],
     bindings,
   };
 }

@@ -6,7 +6,7 @@ import { EdgerunError } from '../errors.ts';
 import { elementCount } from '../graph/ir.ts';
 import { gemmProblem, gemmShapes, matmulProblem, matmulShapes, type MatMulProblem } from './matmul-problem.ts';
 import { gemvCpuProgram, gemvSplitKProgram } from './matmul-gemv.ts';
-import { CPU_COMPACT, CPU_TILED, cpuMatmulProgram } from './matmul-cpu.ts';
+import { CPU_COMPACT, CPU_COMPACT_ROW, CPU_TILED, cpuMatmulProgram } from './matmul-cpu.ts';
 import { sharedTiledProgram } from './matmul-tiled.ts';
 import type { BuildContext, DeviceCaps, KernelProgram, OpDefinition } from './types.ts';
 
@@ -31,7 +31,7 @@ export function matmulPrograms(p: MatMulProblem, device: DeviceCaps, cpuChoice: 
   const small = cpuChoice === 'auto' ? elementCount(p.batchShape) * p.M * p.N * p.K < CPU_COMPACT_MAX_MACS : cpuChoice === 'small';
   let program: KernelProgram;
   if (!device.isCpu) program = p.M === 1 ? gemvSplitKProgram(p, max) : sharedTiledProgram(p, max);
-  else if (small) program = cpuMatmulProgram(p, max, CPU_COMPACT);
+  else if (small) program = cpuMatmulProgram(p, max, p.M === 1 ? CPU_COMPACT_ROW : CPU_COMPACT);
   else program = p.M === 1 ? gemvCpuProgram(p, max) : cpuMatmulProgram(p, max, CPU_TILED);
   if (program.workgroups.some((count) => count > max)) {
     throw new EdgerunError('EDGERUN_ERR_GPU_LIMIT',
