@@ -185,8 +185,14 @@ t.test('writers queue in one process and wait for a live lock holder in another'
   const { store, stateDir } = await freshStore();
   const second = await ModelStore.open(stateDir);
   const sources = await Promise.all(['1', '2', '3', '4'].map((v) => source('net', v)));
-  await Promise.all(sources.map((dir, i) => (i % 2 ? second : store).install(dir)));
-  t.same((await store.get('net'))?.versions.map((v) => v.version), ['4', '3'], 'four concurrent installs by two store objects; pending capped at 2');
+  const results = await Promise.all(sources.map((dir, i) => (i % 2 ? second : store).install(dir)));
+  t.ok(results.every((r) => r.installed), 'four concurrent installs by two store objects all succeed');
+  const versions = (await store.get('net'))!.versions.map((v) => v.version);
+  // Retention keeps the two newest pending versions, and the one installed last survives until the next collection.
+  t.same(versions.slice(0, 2), ['4', '3']);
+  t.ok(versions.length <= 3, `pending versions are capped (${versions.join(', ')})`);
+  for (const version of versions) t.equal((await readPackage(store.layout.versionDir('net', version))).version, version, `${version} is complete`);
+  t.same(await fs.readdir(store.layout.tmp), []);
 
   const holder = spawn('sleep', ['30'], { stdio: 'ignore' });
   t.teardown(() => { holder.kill('SIGKILL'); });
