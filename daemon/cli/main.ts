@@ -12,6 +12,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   run: { summary: 'run a model on .npy (or random) inputs and print outputs and timings', load: async () => (await import('./run.ts')).runCommand },
   bench: { summary: 'benchmark a model: edgerun WebGPU vs onnxruntime-web WebGPU vs onnxruntime-node CPU', load: async () => (await import('./bench.ts')).benchCommand },
   devices: { summary: 'list WebGPU adapters with their features and limits', load: async () => (await import('./devices.ts')).devicesCommand },
+  telemetry: { summary: 'latency, throughput, power, energy per inference and accuracy per model version', load: async () => (await import('./telemetry.ts')).telemetryCommand },
   daemon: { summary: 'serve models over HTTP (Open Inference Protocol) with hot-swap, telemetry and systemd integration', load: async () => (await import('./daemon.ts')).daemonCommand },
 };
 
