@@ -93,23 +93,38 @@ export function viewProgram(label: string, view: AffineView, device: DeviceCaps,
   const bindings = [{ kind: 'input' as const, index: inputIndex }, { kind: 'output' as const, index: outputIndex }];
   const last = rank - 1;
   const aligned = rank >= 1 && allDivisible([v.base, ...v.strides.slice(0, last)], 4) && v.outShape[last] % 4 === 0;
-  if (aligned && v.strides[last] === 1) return vectorProgram(label, v, device, bindings);
+  if (aligned && v.strides[last] === 1) return copyProgram(label, inVec4(v), device, bindings, true, 'gather');
   const transposesLastTwo = rank >= 2 && v.strides[rank - 2] === 1 && v.strides[last] !== 1;
   const declarations = [readBinding(0, 'source'), writeBinding(1, 'destination')];
   if (transposesLastTwo && !device.isCpu && v.outShape[last] >= 4 && v.outShape[rank - 2] >= 4) {
     return tiledProgram(label, v, device, declarations, bindings);
   }
-  return gatherProgram(label, v, device, bindings, false);
+  return copyProgram(label, v, device, bindings, false, 'gather');
 }
 
 /**
- * The plain gather: each output element reads input element base + Σ c_d · strides[d]. CPU adapters read
+ * The reverse of a view: input element e (the input is contiguous, of the view's shape) is written to output
+ * element base + Σ c_d · strides[d]. Concat writes each of its inputs into its slab of the output this way.
+ */
+export function scatterProgram(label: string, view: AffineView, device: DeviceCaps, inputIndex: number, outputIndex = 0): KernelProgram | null {
+  if (elementCount(view.outShape) === 0) return null;
+  const v = coalesceView(view);
+  const rank = v.outShape.length;
+  const bindings = [{ kind: 'input' as const, index: inputIndex }, { kind: 'output' as const, index: outputIndex }];
+  const last = rank - 1;
+  const aligned = rank >= 1 && allDivisible([v.base, ...v.strides.slice(0, last)], 4) && v.outShape[last] % 4 === 0 && v.strides[last] === 1;
+  return copyProgram(label, aligned ? inVec4(v) : v, device, bindings, aligned, 'scatter');
+}
+
+/**
+ * The plain copy through a view: a gather reads input element base + Σ c_d · strides[d] for each output
+ * element (in order), a scatter writes each input element (in order) there. CPU adapters read
  * the shape, strides and base from a params buffer, so views of the same rank share one pipeline (the
  * three Slices of a QKV split, transposes of different sizes), and walk CPU_ELEMENTS_PER_INVOCATION
  * consecutive elements per invocation with one division per dim; GPUs bake them, one element each.
  * `vec4`: the view is in units of vec4 (inner dim contiguous, everything else a multiple of 4).
  */
-function gatherProgram(label: string, v: AffineView, device: DeviceCaps, bindings: KernelProgram['bindings'], vec4: boolean): KernelProgram {
+function copyProgram(label: string, v: AffineView, device: DeviceCaps, bindings: KernelProgram['bindings'], vec4: boolean, direction: 'gather' | 'scatter'): KernelProgram {
   const rank = v.outShape.length;
   const values = new ShapeValues(device.isCpu);
   const dim = (d: number) => values.value(v.outShape[d], `dim${d}`);
@@ -120,7 +135,7 @@ function gatherProgram(label: string, v: AffineView, device: DeviceCaps, binding
   const terms = v.strides.flatMap((stride, d) => (stride === 0 && !values.fromParams ? [] : [`i32(c${d}) * ${values.signed(stride, `stride${d}`)}`]));
   const index = [...(v.base || values.fromParams ? [values.signed(v.base, 'base')] : []), ...terms].join(' + ') || '0';
   const walk = walkCoordinates(rank, perInvocation === 1 ? 'e' : 'first', dim);
-  const copy = `destination[e] = source[${index}];`;
+  const copy = direction === 'gather' ? `destination[e] = source[${index}];` : `destination[${index}] = source[e];`;
   const main = perInvocation === 1
     ? [`let e = ${invocation};`, `if (e >= ${total}) { return; }`, ...walk.init, copy]
     : [
@@ -149,7 +164,7 @@ function gatherProgram(label: string, v: AffineView, device: DeviceCaps, binding
   const paramsBinding = values.binding();
   return {
     label,
-    key: [vec4 ? 'view-vec4' : 'view', `rank${rank}`, `wg${WORKGROUP_SIZE}u${perInvocation}`, ...(values.fromParams ? [] : [`[${v.outShape}]s[${v.strides}]b${v.base}g${dispatch.workgroups.join('x')}`]), values.key()].join('|'),
+    key: [`${direction === 'gather' ? 'view' : 'scatter'}${vec4 ? '-vec4' : ''}`, `rank${rank}`, `wg${WORKGROUP_SIZE}u${perInvocation}`, ...(values.fromParams ? [] : [`[${v.outShape}]s[${v.strides}]b${v.base}g${dispatch.workgroups.join('x')}`]), values.key()].join('|'),
     code,
     workgroups: dispatch.workgroups,
     bindings: paramsBinding ? [...bindings, paramsBinding] : bindings,
@@ -157,14 +172,13 @@ function gatherProgram(label: string, v: AffineView, device: DeviceCaps, binding
 }
 
 /** The view in units of vec4 (inner dim contiguous, everything else a multiple of 4). */
-function vectorProgram(label: string, v: AffineView, device: DeviceCaps, bindings: KernelProgram['bindings']): KernelProgram {
+function inVec4(v: AffineView): AffineView {
   const rank = v.outShape.length;
-  const view = {
+  return {
     outShape: [...v.outShape.slice(0, -1), v.outShape[rank - 1] / 4],
     strides: [...v.strides.slice(0, -1).map((stride) => stride / 4), 1],
     base: v.base / 4,
   };
-  return gatherProgram(label, view, device, bindings, true);
 }
 
 /**

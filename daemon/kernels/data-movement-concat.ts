@@ -1,15 +1,15 @@
 /**
- * Concat and Split. Both see their tensors as [outer, axis, inner] blocks. One kernel covers a contiguous
- * range of the axis and picks the input (Concat) or output (Split) by the axis coordinate with baked
- * offsets; tensors are chunked only when there are more than the adapter's storage-buffer limit. When the
- * inner block is a multiple of 4 elements, invocations move vec4s.
+ * Concat and Split. Both see their tensors as [outer, axis, inner] blocks: each piece (a Concat input, a
+ * Split output) is one slab of the whole, copied by its own affine-view program (vec4s when the slab's rows
+ * are multiples of 4 elements).
  */
 import { Attributes } from '../graph/attributes.ts';
 import { elementCount, type Tensor, type TensorType } from '../graph/ir.ts';
-import { constantInput, elementKernel, normalizeAxis, product, readBinding, requiredInput, writeBinding } from './data-movement-common.ts';
+import { scatterProgram, viewProgram, type AffineView } from './data-movement-affine.ts';
+import { constantInput, normalizeAxis, product, requiredInput } from './data-movement-common.ts';
 import { nodeError, requireSameDType } from './elementwise-dtypes.ts';
 import { allocateHost } from './elementwise-program.ts';
-import type { Binding, BuildContext, KernelProgram, OpContext, OpDefinition } from './types.ts';
+import type { BuildContext, KernelProgram, OpContext, OpDefinition } from './types.ts';
 
 interface Blocks {
   outer: number;
@@ -92,62 +92,22 @@ function copyBlocks(blocks: Blocks, whole: Tensor['data'], pieces: Tensor['data'
 }
 
 /**
- * Kernels over the whole tensor's elements, one per chunk of pieces. `pieceBinding(k)` binds piece k (a
- * node input for Concat, an output for Split); the whole is bound last (Concat) or first (Split).
+ * One copy per piece between it and its slab [outer, size, inner] of the whole: a scatter for Concat (piece
+ * k is node input k), a gather for Split (piece k is node output k). Each program binds two tensors only,
+ * and on CPU adapters all of them share the copy pipelines of their rank (see data-movement-affine.ts).
  */
-function blockPrograms(ctx: BuildContext, opType: string, blocks: Blocks, direction: 'gather' | 'scatter', pieceBinding: (k: number) => Binding, skip: (k: number) => boolean): KernelProgram[] {
+function blockPrograms(ctx: BuildContext, opType: string, blocks: Blocks, direction: 'gather' | 'scatter', skip: (k: number) => boolean): KernelProgram[] {
   const { outer, inner, sizes, total } = blocks;
-  const width = inner % 4 === 0 ? 4 : 1;
-  const unit = width === 4 ? 'vec4<u32>' : 'u32';
-  const units = inner / width;
-  const maxPieces = Math.max(1, ctx.device.limits.maxStorageBuffersPerShaderStage - 1);
-  const offsets: number[] = [];
-  sizes.reduce((acc, size) => { offsets.push(acc); return acc + size; }, 0);
-  const live = sizes.map((_, k) => k).filter((k) => sizes[k] > 0 && !skip(k));
   const programs: KernelProgram[] = [];
-  for (let c = 0; c < live.length; c += maxPieces) {
-    const chunk = live.slice(c, c + maxPieces);
-    const lo = offsets[chunk[0]];
-    const last = chunk[chunk.length - 1];
-    const hi = offsets[last] + sizes[last];
-    const span = hi - lo;
-    const declarations: string[] = [];
-    const bindings: Binding[] = [];
-    const wholeBinding = direction === 'gather' ? chunk.length : 0;
-    chunk.forEach((k, j) => {
-      const binding = direction === 'gather' ? j : j + 1;
-      declarations.push(direction === 'gather' ? readBinding(binding, `piece${j}`, unit) : writeBinding(binding, `piece${j}`, unit));
-    });
-    declarations.splice(wholeBinding, 0, direction === 'gather' ? writeBinding(wholeBinding, 'whole', unit) : readBinding(wholeBinding, 'whole', unit));
-    if (direction === 'scatter') bindings.push({ kind: 'input', index: 0 });
-    chunk.forEach((k) => bindings.push(pieceBinding(k)));
-    if (direction === 'gather') bindings.push({ kind: 'output', index: 0 });
-    const body = [
-      `let i = idx % ${units}u;`,
-      `let t = idx / ${units}u;`,
-      `let a = t % ${span}u + ${lo}u;`,
-      `let o = t / ${span}u;`,
-      `let w = (o * ${total}u + a) * ${units}u + i;`,
-    ];
-    chunk.forEach((k, j) => {
-      const condition = j === chunk.length - 1 ? '' : `if (a < ${offsets[k] + sizes[k]}u) `;
-      const prefix = j === 0 ? '' : '} else ';
-      const pieceIndex = `(o * ${sizes[k]}u + a - ${offsets[k]}u) * ${units}u + i`;
-      const copy = direction === 'gather' ? `whole[w] = piece${j}[${pieceIndex}];` : `piece${j}[${pieceIndex}] = whole[w];`;
-      body.push(chunk.length === 1 ? copy : `${prefix}${condition}{`, ...(chunk.length === 1 ? [] : [`  ${copy}`]));
-    });
-    if (chunk.length > 1) body.push('}');
-    const program = elementKernel({
-      label: `${opType} (${ctx.node.name})${live.length > maxPieces ? ` part ${c / maxPieces + 1}` : ''}`,
-      keyParts: [opType === 'Concat' ? 'concat' : 'split', `w${width}`, `outer${outer}`, `inner${inner}`, `total${total}`, `range${lo}-${hi}`, `pieces${chunk.map((k) => `${offsets[k]}+${sizes[k]}`).join(',')}`],
-      total: outer * span * units,
-      declarations,
-      body,
-      bindings,
-      device: ctx.device,
-    });
+  let offset = 0;
+  sizes.forEach((size, k) => {
+    const slab: AffineView = { outShape: [outer, size, inner], base: offset * inner, strides: [total * inner, inner, 1] };
+    offset += size;
+    if (size === 0 || skip(k)) return;
+    const label = `${opType} (${ctx.node.name}) ${direction === 'gather' ? 'output' : 'input'} ${k}`;
+    const program = direction === 'gather' ? viewProgram(label, slab, ctx.device, 0, k) : scatterProgram(label, slab, ctx.device, k, 0);
     if (program) programs.push(program);
-  }
+  });
   return programs;
 }
 
@@ -160,7 +120,7 @@ const concat: OpDefinition = {
     copyBlocks(blocks, data, inputs.map((t) => t!.data), 'gather');
     return [{ dtype: type.dtype, dims: type.shape, data }];
   },
-  build: (ctx) => blockPrograms(ctx, 'Concat', concatLayout(ctx).blocks, 'gather', (k) => ({ kind: 'input', index: k }), () => false),
+  build: (ctx) => blockPrograms(ctx, 'Concat', concatLayout(ctx).blocks, 'scatter', () => false),
 };
 
 const split: OpDefinition = {
@@ -172,7 +132,7 @@ const split: OpDefinition = {
     copyBlocks(blocks, inputs[0]!.data, outputs.map((t) => t.data), 'scatter');
     return outputs;
   },
-  build: (ctx) => blockPrograms(ctx, 'Split', splitLayout(ctx).blocks, 'scatter', (k) => ({ kind: 'output', index: k }), (k) => ctx.node.outputs[k] === ''),
+  build: (ctx) => blockPrograms(ctx, 'Split', splitLayout(ctx).blocks, 'gather', (k) => ctx.node.outputs[k] === ''),
 };
 
 export const concatOps: OpDefinition[] = [concat, split];

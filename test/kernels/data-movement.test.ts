@@ -39,6 +39,8 @@ const cases: [string, SingleOpCase, Tolerance?][] = [
   ['Concat of int64 shape pieces', { opType: 'Concat', attributes: { axis: 0 }, inputs: [i64([1], [4]), i64([2], [2, 3]), i64([0], [])] }],
   ['Concat of one input', { opType: 'Concat', attributes: { axis: -1 }, inputs: [randomTensor([2, 3], 1)] }],
   ['Concat of 20 inputs (more than the storage-buffer limit)', { opType: 'Concat', attributes: { axis: 1 }, inputs: Array.from({ length: 20 }, (_, i) => randomTensor([2, 1 + (i % 3)], 40 + i)) }],
+  ['Concat axis 1 with baked shapes (GPU adapters)', { opType: 'Concat', attributes: { axis: 1 }, inputs: [randomTensor([2, 1, 3], 1), randomTensor([2, 4, 3], 2)], device: { isCpu: false } }],
+  ['Split with baked shapes (GPU adapters)', { opType: 'Split', opset: 11, outputCount: 2, attributes: { axis: -1, split: [1, 3] }, inputs: [randomTensor([3, 4], 1)], device: { isCpu: false } }],
   ['Split equal (opset 11)', { opType: 'Split', opset: 11, outputCount: 3, attributes: { axis: 1 }, inputs: [randomTensor([2, 6, 4], 1)] }],
   ['Split attribute sizes (opset 11)', { opType: 'Split', opset: 11, outputCount: 2, attributes: { axis: -1, split: [1, 3] }, inputs: [randomTensor([3, 4], 1)] }],
   ['Split input sizes (opset 13)', { opType: 'Split', opset: 13, outputCount: 3, constantInputs: [1], inputs: [randomTensor([7, 2], 1), i64([3], [2, 0, 5])] }],
@@ -143,15 +145,19 @@ t.test('on GPU adapters 2-D transposes go through a workgroup-memory tile (run h
   }
 });
 
-t.test('Concat and Split run as one kernel each, chunked only past the storage-buffer limit', async (t) => {
+t.test('Concat and Split copy each piece with its own two-binding program; on CPU adapters all pieces share a pipeline', async (t) => {
   const concat = await buildSingleOp({ opType: 'Concat', attributes: { axis: 1 }, inputs: [randomTensor([2, 1, 3], 1), randomTensor([2, 4, 3], 2)] });
-  t.equal(concat.programs.length, 1);
+  t.equal(concat.programs.length, 2, 'one program per input');
+  t.same(concat.programs.map((p) => p.bindings.slice(0, 2)), [[{ kind: 'input', index: 0 }, { kind: 'output', index: 0 }], [{ kind: 'input', index: 1 }, { kind: 'output', index: 0 }]]);
+  t.equal(concat.programs[1].key, concat.programs[0].key, 'both slabs run the same scatter pipeline');
+  t.match(viewParams(concat.programs[1]), { base: 3, stride0: 15 }, 'input 1 lands after input 0\'s 3 elements in each 15-element row');
   const many = await buildSingleOp({ opType: 'Concat', attributes: { axis: 0 }, inputs: Array.from({ length: 20 }, (_, i) => randomTensor([1], i)) });
-  t.ok(many.programs.length >= 2, `${many.programs.length} programs for 20 inputs`);
-  for (const program of many.programs) t.ok(program.bindings.length <= 16);
+  t.equal(many.programs.length, 20, 'any number of inputs: each program binds two tensors and the params');
+  t.equal(new Set(many.programs.map((p) => p.key)).size, 1);
   const split = await buildSingleOp({ opType: 'Split', opset: 13, outputCount: 3, inputs: [randomTensor([6, 4], 1)] });
-  t.equal(split.programs.length, 1);
+  t.equal(split.programs.length, 3);
   t.match(split.programs[0].code, /vec4<u32>/, 'inner blocks of 4 move as vec4');
+  t.match(split.programs[0].key, /^view-vec4\|/, 'a Split output is a Slice-like view of the input');
 });
 
 t.test('one data-movement pipeline serves every 4-byte dtype', async (t) => {
