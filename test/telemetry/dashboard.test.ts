@@ -1,9 +1,10 @@
 /**
  * The dashboard in headless Chromium: a real fastify server on 127.0.0.1 over a database filled with an hour of
  * realistic records. Charts must be drawn, the table must show the database's numbers, nothing may be fetched from
- * elsewhere; a screenshot goes to docs/img/dashboard.png.
+ * elsewhere; a screenshot goes to a temp folder, or to docs/img/dashboard.png with EDGERUN_UPDATE_SCREENSHOTS=1.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -18,7 +19,10 @@ import { fillRealisticHour, tempDir } from './telemetry-plans.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const screenshotPath = new URL('../../docs/img/dashboard.png', import.meta.url).pathname;
+// Tests never rewrite tracked files: the docs screenshot is refreshed only on request.
+const screenshotPath = process.env.EDGERUN_UPDATE_SCREENSHOTS === '1'
+  ? new URL('../../docs/img/dashboard.png', import.meta.url).pathname
+  : path.join(os.tmpdir(), `edgerun-dashboard-${process.pid}.png`);
 
 if (!fs.existsSync(CHROMIUM)) {
   t.fail(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)`);
