@@ -25,7 +25,6 @@ export interface DaemonConfig {
     flushIntervalMs: number;
     batchSize: number;
     maxQueue: number;
-    shadowFraction: number;
     retention: {
       rawMaxAgeHours: number;
       minuteMaxAgeDays: number;
