@@ -13,7 +13,7 @@ import type { BuildContext, KernelProgram, OpContext, OpDefinition } from './typ
 import { invalidError, readAutoPad, readAxisInts, readPads, shapeError, unsupportedError } from './conv-geometry.ts';
 import { directBindings, directCode, directDispatch, directKey, directLayout, type DirectAxis, type DirectSpec } from './conv-direct.ts';
 import { packedWeightsBinding, packingMap } from './conv-packing.ts';
-import { channelTile, checkDispatch, useSubgroupBroadcast } from './conv-wgsl.ts';
+import { channelTile, checkDispatch, useSubgroupBroadcast, workgroupFor } from './conv-wgsl.ts';
 
 interface TransposeShape {
   x: TensorType;
@@ -118,7 +118,7 @@ function buildConvTranspose(ctx: BuildContext): KernelProgram[] {
         const spec: DirectSpec = {
           batch, inChannels, outChannels: s.outChannels, groups: s.group, kernel: [kernel[0], kernel[1], kernel[2]], axes,
           tm: channelTile(mg, cpu ? 8 : 4), ty: 1, tx: Math.min(cpu ? 8 : 4, axes[2].count),
-          workgroup: 64, subgroups: useSubgroupBroadcast(device), epilogue: ctx.epilogue,
+          workgroup: workgroupFor(axes[0].count * axes[1].count * Math.ceil(axes[2].count / Math.min(cpu ? 8 : 4, axes[2].count)), device), subgroups: useSubgroupBroadcast(device), epilogue: ctx.epilogue,
         };
         const label = `ConvTranspose ${s.kernel.join('x')} s${s.strides.join('x')} phase ${phase.slice(3 - spatial).join(',')} (${node.name})`;
         const map = packingMap(directLayout(spec), (g, m, c, tap) => ((g * cg + c) * mg + m) * kernelVolume + tap);

@@ -60,6 +60,23 @@ export function channelTile(channels: number, cap: number): number {
   return Math.ceil(channels / tiles);
 }
 
+/**
+ * A workgroup size for `invocations` pixel tiles that share a channel tile. On lavapipe, large maps run
+ * best in workgroups of 64 (neighbouring tiles share input rows in cache); small maps (< 512 tiles) run
+ * best in small workgroups (multiples of 8, its SIMD width) that leave the fewest lanes idle, idle lanes
+ * being executed too. Measured on the PaddleOCR det/rec layers; GPUs always get 64.
+ */
+export function workgroupFor(invocations: number, device: DeviceCaps): number {
+  if (!device.isCpu || invocations >= 512) return 64;
+  let best = 64;
+  let bestIdle = Infinity;
+  for (const size of [64, 48, 32, 16, 8]) {
+    const idle = Math.ceil(invocations / size) * size - invocations;
+    if (idle < bestIdle) { best = size; bestIdle = idle; }
+  }
+  return best;
+}
+
 /** The candidate tile (largest first) that pads `extent` least; ties go to the larger tile. */
 export function spatialTile(extent: number, candidates: number[]): number {
   let best = candidates[0];

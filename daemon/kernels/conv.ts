@@ -13,7 +13,7 @@ import { gemvPackingMap, packedWeightsBinding, packingMap } from './conv-packing
 import {
   gemvCode, gemvDispatch, gemvKey, pointwiseCode, pointwiseDispatch, pointwiseKey, pointwiseLayout, type GemvSpec, type PointwiseSpec,
 } from './conv-pointwise.ts';
-import { channelTile, checkDispatch, spatialTile, useSubgroupBroadcast } from './conv-wgsl.ts';
+import { channelTile, checkDispatch, spatialTile, useSubgroupBroadcast, workgroupFor } from './conv-wgsl.ts';
 
 interface ConvShape {
   x: TensorType;
@@ -95,11 +95,12 @@ function buildConv(ctx: BuildContext): KernelProgram[] {
   }
 
   if (pointwise) {
+    const tp = Number(process.env.PW_TP ?? (cpu ? 8 : 4));
     const spec: PointwiseSpec = {
       batch, inChannels, outChannels, pixels,
       tm: channelTile(outChannels, Number(process.env.PW_TM ?? (cpu ? 16 : 8))),
-      tp: Number(process.env.PW_TP ?? (cpu ? 8 : 4)),
-      workgroup: 64, subgroups, epilogue: ctx.epilogue,
+      tp,
+      workgroup: workgroupFor(Math.ceil(pixels / tp), device), subgroups, epilogue: ctx.epilogue,
     };
     const map = packingMap(pointwiseLayout(spec), (_g, m, c) => m * inChannels + c);
     const weights = packedWeightsBinding(ctx, map, label, 0);
@@ -128,7 +129,8 @@ function buildConv(ctx: BuildContext): KernelProgram[] {
   const spec: DirectSpec = {
     batch, inChannels, outChannels, groups: group, kernel, axes,
     tm: channelTile(mg, Number(process.env.DIR_TM ?? (cpu ? 8 : 4))), ty, tx,
-    workgroup: 64, subgroups, epilogue: ctx.epilogue,
+    workgroup: depthwise ? 64 : workgroupFor(output[0] * Math.ceil(output[1] / ty) * Math.ceil(output[2] / tx), device),
+    subgroups, epilogue: ctx.epilogue,
   };
   const kernelVolume = kernel[0] * kernel[1] * kernel[2];
   const map = packingMap(directLayout(spec),

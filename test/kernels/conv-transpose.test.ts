@@ -39,10 +39,10 @@ const cases: TransposeCase[] = [
   { name: 'non-constant W and B (GPU repack per phase)', x: [1, 4, 4, 4], w: [4, 3, 3, 3], bias: true, attributes: { strides: [2, 2] }, dynamicWeights: true },
 ];
 
-function makeCase(c: TransposeCase, seed: number, epilogue?: Epilogue): SingleOpCase {
+function makeCase(c: TransposeCase, seed: number, epilogue?: Epilogue, device?: SingleOpCase['device']): SingleOpCase {
   const inputs: (Tensor | null)[] = [randomTensor(c.x, seed), randomTensor(c.w, seed + 1, -0.5, 0.5)];
   if (c.bias) inputs.push(randomTensor([c.w[1] * Number(c.attributes?.group ?? 1)], seed + 2));
-  return { opType: 'ConvTranspose', opset: c.opset ?? 11, inputs, attributes: c.attributes, constantInputs: c.dynamicWeights ? [] : [1, 2], ...(epilogue ? { epilogue } : {}) };
+  return { opType: 'ConvTranspose', opset: c.opset ?? 11, inputs, attributes: c.attributes, constantInputs: c.dynamicWeights ? [] : [1, 2], ...(epilogue ? { epilogue } : {}), ...(device ? { device } : {}) };
 }
 
 /**
@@ -66,6 +66,19 @@ t.test('ConvTranspose matches onnxruntime', async (t) => {
     const diff = compareTensors(gpu, expected);
     t.equal(diff.mismatch, undefined, `${c.name}: shape [${gpu.dims}]`);
     t.ok(diff.maxAbs <= tolerance(c, expected), `${c.name}: max |diff| ${diff.maxAbs.toExponential(2)}`);
+  }
+});
+
+t.test('ConvTranspose matches onnxruntime with the GPU tiling', async (t) => {
+  const device = { isCpu: false, features: new Set<string>() };
+  let seed = 1300;
+  for (const c of cases.filter((x) => /det upsampler|4x4 stride 2|grouped|depthwise|3D/.test(x.name))) {
+    seed += 10;
+    const single = makeCase(c, seed, undefined, device);
+    const [gpu] = await runSingleOpOnGpu(single);
+    const [expected] = await runSingleOpOnOrt(single, ['float32']);
+    const diff = compareTensors(gpu, expected);
+    t.ok(diff.mismatch === undefined && diff.maxAbs <= tolerance(c, expected), `${c.name}: max |diff| ${diff.maxAbs.toExponential(2)}`);
   }
 });
 

@@ -55,12 +55,12 @@ const cases: ConvCase[] = [
   { name: 'non-constant W and B (GPU repack), GEMV', x: [1, 12, 1, 1], w: [6, 12, 1, 1], bias: true, dynamicWeights: true },
 ];
 
-function makeCase(c: ConvCase, seed: number, epilogue?: Epilogue): SingleOpCase {
+function makeCase(c: ConvCase, seed: number, epilogue?: Epilogue, device?: SingleOpCase['device']): SingleOpCase {
   const inputs: (Tensor | null)[] = [randomTensor(c.x, seed), randomTensor(c.w, seed + 1, -0.5, 0.5)];
   if (c.bias) inputs.push(randomTensor([c.w[0]], seed + 2));
   return {
     opType: 'Conv', opset: c.opset ?? 11, inputs, attributes: c.attributes,
-    constantInputs: c.dynamicWeights ? [] : [1, 2], ...(epilogue ? { epilogue } : {}),
+    constantInputs: c.dynamicWeights ? [] : [1, 2], ...(epilogue ? { epilogue } : {}), ...(device ? { device } : {}),
   };
 }
 
@@ -86,6 +86,26 @@ t.test('Conv matches onnxruntime', async (t) => {
     const diff = compareTensors(gpu, expected);
     t.equal(diff.mismatch, undefined, `${c.name}: shape`);
     t.ok(diff.maxAbs <= tolerance(c, expected), `${c.name}: max |diff| ${diff.maxAbs.toExponential(2)} within ${tolerance(c, expected).toExponential(2)}`);
+  }
+});
+
+t.test('Conv matches onnxruntime with GPU tilings and without subgroups', async (t) => {
+  // the tiling for discrete GPUs, and the CPU tiling when the adapter lacks the subgroups feature
+  const variants = [
+    { name: 'gpu', device: { isCpu: false, features: new Set<string>() } },
+    { name: 'cpu without subgroups', device: { isCpu: true, features: new Set<string>() } },
+  ];
+  const picked = cases.filter((c) => /pointwise 16|partial channel|GEMV path: batch|det stem|depthwise 5x5 s1|grouped|dilation|3D conv/.test(c.name));
+  let seed = 2000;
+  for (const variant of variants) {
+    for (const c of picked) {
+      seed += 10;
+      const single = makeCase(c, seed, undefined, variant.device);
+      const [gpu] = await runSingleOpOnGpu(single);
+      const [expected] = await runSingleOpOnOrt(single, ['float32']);
+      const diff = compareTensors(gpu, expected);
+      t.ok(diff.mismatch === undefined && diff.maxAbs <= tolerance(c, expected), `${variant.name}, ${c.name}: max |diff| ${diff.maxAbs.toExponential(2)}`);
+    }
   }
 });
 

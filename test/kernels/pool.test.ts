@@ -67,6 +67,20 @@ t.test('pooling matches onnxruntime', async (t) => {
   }
 });
 
+t.test('global pools match onnxruntime with the GPU workgroup reduction', async (t) => {
+  const device = { isCpu: false, features: new Set<string>() };
+  let seed = 900;
+  for (const c of cases.filter((x) => x.op.startsWith('Global'))) {
+    seed += 3;
+    const single: SingleOpCase = { opType: c.op, opset: 17, inputs: [input(c, seed)], device };
+    const [gpu] = await runSingleOpOnGpu(single);
+    const [expected] = await runSingleOpOnOrt(single, ['float32']);
+    const size = c.x.slice(2).reduce((a, b) => a * b, 1);
+    const diff = compareTensors(gpu, expected);
+    t.ok(diff.mismatch === undefined && diff.maxAbs <= (c.op.includes('Max') ? 0 : 3 * size * 2 ** -23), `${c.name}: max |diff| ${diff.maxAbs.toExponential(2)}`);
+  }
+});
+
 t.test('pooling infer rejects bad inputs with coded errors', async (t) => {
   const bad: { name: string; c: SingleOpCase; code: string }[] = [
     { name: 'MaxPool Indices output', code: 'EDGERUN_ERR_UNSUPPORTED_OP', c: { opType: 'MaxPool', inputs: [randomTensor([1, 1, 4, 4], 1)], attributes: { kernel_shape: [2, 2] }, outputCount: 2 } },
