@@ -13,6 +13,7 @@ import { SdNotify } from './lifecycle/sd-notify.ts';
 import { TelemetryComponent } from './lifecycle/telemetry-component.ts';
 import { Watchdog, watchdogIntervalMs } from './lifecycle/watchdog.ts';
 import { logger as rootLogger, type Logger } from './log.ts';
+import { telemetryRoutes } from './serve/telemetry-routes.ts';
 import type { ModelManager } from './swap/model-manager.ts';
 import type { Telemetry } from './telemetry/telemetry.ts';
 
@@ -82,7 +83,15 @@ export function createDaemon(options: DaemonOptions): Daemon {
   const telemetry = new TelemetryComponent(config, child('telemetry'));
   const engine = new EngineComponent(config, child('engine'));
   const models = new ModelsComponent(config, { engine: () => engine.engine, telemetry: () => telemetry.sink }, child('models'));
-  const http = new HttpComponent(config, { registry: () => models.manager, telemetry: () => telemetry.sink }, child('http'));
+  const http = new HttpComponent(config, {
+    registry: () => models.manager,
+    telemetry: () => telemetry.sink,
+    // GET /v2/telemetry/summary and /dashboard read the same database the recorder writes (absent when it is off).
+    extraRoutes: async (app) => {
+      const open = telemetry.telemetry;
+      if (open) await app.register(telemetryRoutes, { store: open.store });
+    },
+  }, child('http'));
 
   const status = (): string => {
     const list = models.manager.list();

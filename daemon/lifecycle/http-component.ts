@@ -3,7 +3,7 @@
  * Stop drains: from that moment every new request gets 503 EDGERUN_ERR_DRAINING with `Connection: close`
  * while the requests already in flight finish; then the listener and the idle connections close.
  */
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { ResolvedConfig } from '../config/types.ts';
 import type { Logger } from '../log.ts';
@@ -15,8 +15,8 @@ import type { Component } from './lifecycle.ts';
 export interface HttpDependencies {
   registry: () => ModelRegistry;
   telemetry: () => TelemetrySink;
-  /** More routes (telemetry summary and dashboard), registered after the protocol's. */
-  plugins?: () => { plugin: FastifyPluginAsync; options?: Record<string, unknown> }[];
+  /** Registers more routes (telemetry summary and dashboard) after the protocol's. */
+  extraRoutes?: (app: FastifyInstance) => Promise<void>;
 }
 
 export class HttpComponent implements Component {
@@ -57,7 +57,7 @@ export class HttpComponent implements Component {
       isDraining: () => this.#draining,
       logger: this.log,
     });
-    for (const { plugin, options } of this.deps.plugins?.() ?? []) await app.register(plugin, options ?? {});
+    await this.deps.extraRoutes?.(app);
     // Counted at the socket level: 'close' fires for answered and for aborted requests alike.
     app.server.on('request', (_request, response) => {
       this.#inFlight++;

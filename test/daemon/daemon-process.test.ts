@@ -4,6 +4,7 @@
  * a second signal or an expired grace exits 1; bad configuration and a busy port fail the start by name.
  */
 import fs from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,8 +42,29 @@ async function infer(daemon: DaemonProcess, model: string, body: string, headers
   return { status: response.status, headers: response.headers, body: await response.json() as Record<string, unknown> };
 }
 
+/**
+ * An infer request whose body arrives in two parts: it is in flight (headers received, body pending) until
+ * finish() sends the rest, which keeps the daemon's drain waiting for exactly as long as the test wants.
+ */
+function heldRequest(daemon: DaemonProcess, model: string, body: string) {
+  const request = http.request({
+    host: '127.0.0.1', port: daemon.port, method: 'POST', path: `/v2/models/${model}/infer`,
+    headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+  });
+  const response = new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+    request.on('response', (res) => {
+      let text = '';
+      res.on('data', (chunk) => { text += chunk; });
+      res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) as Record<string, unknown> }));
+    });
+    request.on('error', reject);
+  });
+  request.write(body.slice(0, 5));
+  return { response, finish: () => request.end(body.slice(5)) };
+}
+
 t.test('serves the models folder at once; SIGTERM drains, flushes telemetry and exits 0 within the grace', async (t) => {
-  const { daemon, stateDir } = await startDaemon(t, { WATCHDOG_USEC: '1000000' });
+  const { daemon, stateDir } = await startDaemon(t, { WATCHDOG_USEC: '1000000', EDGERUN_TELEMETRY_FLUSH_INTERVAL_MS: '100' });
   const ready = await daemon.systemd.waitFor('READY');
   t.match(ready.fields.STATUS, /^serving 2 of 2 model\(s\) with onnxruntime-cpu on http:\/\/127\.0\.0\.1:\d+$/);
   t.equal((await fetch(`${daemon.url}/v2/health/ready`)).status, 200);
@@ -55,6 +77,13 @@ t.test('serves the models folder at once; SIGTERM drains, flushes telemetry and 
   t.same((scaled.body.outputs as { data: number[] }[])[0].data, [3, 6, 9, 12, 15, 18, 21, 24]);
   const missing = await infer(daemon, 'nope', inferBody('x', [1, 4], [1, 2, 3, 4]));
   t.equal(missing.status, 404);
+
+  const dashboard = await fetch(`${daemon.url}/dashboard`);
+  t.equal(dashboard.status, 200);
+  t.match(dashboard.headers.get('content-type'), /text\/html/);
+  await new Promise((r) => setTimeout(r, 300));
+  const summary = await (await fetch(`${daemon.url}/v2/telemetry/summary?since=1h`)).json() as { versions: { model: string; requests: number }[] };
+  t.ok(summary.versions.some((v) => v.model === 'addone' && v.requests >= 1), 'the telemetry summary sees the requests just served');
 
   await daemon.systemd.waitFor('WATCHDOG', 3000);
   const began = performance.now();
@@ -75,44 +104,50 @@ t.test('serves the models folder at once; SIGTERM drains, flushes telemetry and 
   t.ok(events.includes('start') && events.includes('stop') && events.includes('swap'), events.join(','));
 });
 
-t.test('a request in flight at SIGTERM finishes; a new one gets 503 with Connection: close', async (t) => {
+t.test('requests in flight at SIGTERM finish (an inference running, a body still arriving); new ones get 503 with Connection: close', async (t) => {
   const { daemon } = await startDaemon(t, {}, slowModels);
+  const held = heldRequest(daemon, 'addone', inferBody('x', [1, 4], [1, 2, 3, 4]));
   const slow = infer(daemon, 'slow', inferBody('x', [1, 1], [1]));
-  await new Promise((r) => setTimeout(r, 150));
-  daemon.signal('SIGTERM');
   await new Promise((r) => setTimeout(r, 50));
+  daemon.signal('SIGTERM');
+  await daemon.systemd.waitFor('STOPPING');
   const late = await infer(daemon, 'addone', inferBody('x', [1, 4], [1, 2, 3, 4]), { connection: 'close' });
   t.equal(late.status, 503);
   t.equal(late.headers.get('connection'), 'close');
   t.equal(late.body.code, 'EDGERUN_ERR_DRAINING');
-  const finished = await slow;
-  t.equal(finished.status, 200, 'the in-flight request completed');
+  t.equal((await slow).status, 200, 'the running inference completed');
+  held.finish();
+  const finished = await held.response;
+  t.equal(finished.status, 200, 'the request whose body was still arriving completed');
+  t.same((finished.body.outputs as { data: number[] }[])[0].data, [2, 3, 4, 5]);
   t.same(await daemon.exited, { code: 0, signal: null });
 });
 
 t.test('a second signal while draining ends the process at once, non-zero, logging what was still running', async (t) => {
-  const { daemon } = await startDaemon(t, {}, slowModels);
-  const slow = infer(daemon, 'slow', inferBody('x', [1, 1], [1])).catch((error: unknown) => error);
-  await new Promise((r) => setTimeout(r, 150));
+  const { daemon } = await startDaemon(t);
+  const held = heldRequest(daemon, 'addone', inferBody('x', [1, 4], [1, 2, 3, 4]));
+  held.response.catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 50));
   daemon.signal('SIGTERM');
-  await new Promise((r) => setTimeout(r, 30));
+  await daemon.systemd.waitFor('STOPPING');
   daemon.signal('SIGINT');
-  t.same(await daemon.exited, { code: null, signal: 'SIGKILL' }, 'an inference still runs: killed, not exit() (onnxruntime would abort)');
+  t.same(await daemon.exited, { code: null, signal: 'SIGKILL' }, 'work still running: killed, not exit() (onnxruntime would abort)');
   const forced = daemon.logged(/shutdown forced \(second signal SIGINT\)/);
   t.equal(forced.length, 1);
   t.equal(forced[0].inFlightRequests, 1);
   t.same(forced[0].pending, [{ name: 'http', phase: 'stopping' }]);
-  await slow;
 });
 
 t.test('the grace expiring ends the process non-zero', async (t) => {
-  const { daemon } = await startDaemon(t, { EDGERUN_LIFECYCLE_SHUTDOWN_GRACE_MS: '150' }, slowModels);
-  const slow = infer(daemon, 'slow', inferBody('x', [1, 1], [1])).catch((error: unknown) => error);
-  await new Promise((r) => setTimeout(r, 100));
+  const { daemon } = await startDaemon(t, { EDGERUN_LIFECYCLE_SHUTDOWN_GRACE_MS: '150' });
+  const held = heldRequest(daemon, 'addone', inferBody('x', [1, 4], [1, 2, 3, 4]));
+  held.response.catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 50));
+  const began = performance.now();
   daemon.signal('SIGTERM');
   t.same(await daemon.exited, { code: null, signal: 'SIGKILL' });
+  t.ok(performance.now() - began < 3000, 'right after the grace');
   t.equal(daemon.logged(/shutdown forced \(the 150 ms grace expired\)/).length, 1);
-  await slow;
 });
 
 t.test('an invalid configuration exits 1 with a message naming the key and its source', async (t) => {
