@@ -18,7 +18,7 @@ const HELP = `usage: edgerun daemon [--config FILE] [--port N] [--state-dir DIR]
 Serves every model package (a folder NAME/ with manifest.json and model.onnx) and every bare NAME.onnx found
 in the models folder over HTTP, speaking the Open Inference Protocol (KServe v2): /v2/health/ready,
 /v2/models/NAME/infer, the repository API, /metrics. New versions are hot-swapped behind an accuracy gate;
-latency, power and accuracy are recorded in SQLite (<state dir>/telemetry.db).
+latency, power and accuracy are recorded in SQLite (<state dir>/telemetry.db) and shown at /dashboard.
 
 With no options it listens on 127.0.0.1:8080 and serves ./models (or <state dir>/models when there is no
 ./models). Settings come from, lowest to highest: built-in defaults (config/default.json), the --config file
