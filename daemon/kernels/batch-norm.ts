@@ -114,7 +114,7 @@ function buildBatchNorm(ctx: BuildContext): KernelProgram[] {
   const dispatch = linearDispatch(total / unit / perInvocation, 64);
   const element = vec ? 'vec4<f32>' : 'f32';
   const body = Array.from({ length: perInvocation }, (_, k) => `y[first + ${k}u] = x[first + ${k}u] * a + b;`);
-  const code = `// ${label}
+  const code = `// BatchNormalization
 @group(0) @binding(0) var<storage, read> x: array<${element}>;
 @group(0) @binding(1) var<storage, read> ab: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<${element}>;

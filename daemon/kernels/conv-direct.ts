@@ -140,7 +140,7 @@ interface ColumnPlan {
 }
 
 function columnPlan(axis: DirectAxis, tile: number, offsets: number[]): ColumnPlan {
-  const vector = !process.env.CONV_NOVEC && axis.inSize % 4 === 0 && (tile * axis.scale) % 4 === 0 && offsets.length > 0;
+  const vector = axis.inSize % 4 === 0 && (tile * axis.scale) % 4 === 0 && offsets.length > 0;
   if (!vector) return { vector, starts: offsets, locate: (q) => ({ load: offsets.indexOf(q), component: 0 }) };
   // bx = gx0·scale + offset ≡ offset (mod 4) for every tile
   const residue = ((axis.offset % 4) + 4) % 4;
@@ -171,7 +171,7 @@ export function directCode(spec: DirectSpec, label: string): string {
   const yReads = axisReads(ay, ty);
   const xReads = axisReads(ax, tx);
   const columns = columnPlan(ax, tx, xReads.rel);
-  const vecStores = !process.env.CONV_NOVEC && ax.step === 1 && ax.start === 0 && OW % 4 === 0 && tx % 4 === 0;
+  const vecStores = ax.step === 1 && ax.start === 0 && OW % 4 === 0 && tx % 4 === 0;
   const name = (v: number) => (v < 0 ? `m${-v}` : `${v}`);
   const hasTaps = layout.taps.length > 0;
 

@@ -13,6 +13,7 @@ import type { BuildContext, KernelProgram, OpContext, OpDefinition } from './typ
 import { invalidError, readAutoPad, readAxisInts, readPads, shapeError, unsupportedError } from './conv-geometry.ts';
 import { directBindings, directCode, directDispatch, directKey, directLayout, type DirectAxis, type DirectSpec } from './conv-direct.ts';
 import { packedWeightsBinding, packingMap } from './conv-packing.ts';
+import { blockBindings, blockCode, blockDispatch, blockKey, blockLayout, type BlockSpec } from './conv-transpose-blocks.ts';
 import { channelTile, checkDispatch, useSubgroupBroadcast, workgroupFor } from './conv-wgsl.ts';
 
 interface TransposeShape {
@@ -108,6 +109,27 @@ function buildConvTranspose(ctx: BuildContext): KernelProgram[] {
   const mg = s.outChannels / s.group;
   const kernelVolume = kernel[0] * kernel[1] * kernel[2];
   const cpu = device.isCpu;
+  const disjointBlocks = [0, 1, 2].every((a) => kernel[a] === strides[a] && dilations[a] === 1 && padBegin[a] === 0 && output[a] === input[a] * strides[a]);
+  if (disjointBlocks) {
+    const taps = kernel[0] * kernel[1] * kernel[2];
+    const tm = channelTile(mg, 4);
+    // about 64 accumulators per invocation: tm channels × taps × tx pixels
+    const tx = Math.min(input[2], Math.max(4, Math.min(8, Math.floor(64 / (tm * taps) / 4) * 4)));
+    const spec: BlockSpec = {
+      batch, inChannels, outChannels: s.outChannels, groups: s.group,
+      input: [input[0], input[1], input[2]], kernel: [kernel[0], kernel[1], kernel[2]], tm, tx,
+      workgroup: workgroupFor(input[0] * input[1] * Math.ceil(input[2] / tx), device),
+      subgroups: useSubgroupBroadcast(device), epilogue: ctx.epilogue,
+    };
+    // the WGSL carries only the title: equal keys must mean byte-identical code across nodes
+    const title = `ConvTranspose ${s.kernel.join('x')} s${s.strides.join('x')} blocks`;
+    const label = `${title} (${node.name})`;
+    const map = packingMap(blockLayout(spec), (g, m, c, tap) => ((g * cg + c) * mg + m) * kernelVolume + tap);
+    const weights = packedWeightsBinding(ctx, map, label, 0);
+    const workgroups = blockDispatch(spec);
+    checkDispatch(node, device, workgroups);
+    return [...weights.prelude, { label, key: `${blockKey(spec)}:${title}`, code: blockCode(spec, title), workgroups, bindings: blockBindings(weights.binding) }];
+  }
   const programs: KernelProgram[] = [];
   let phaseIndex = 0;
   for (let pz = 0; pz < Math.min(strides[0], output[0]); pz++) {
@@ -118,15 +140,17 @@ function buildConvTranspose(ctx: BuildContext): KernelProgram[] {
         const spec: DirectSpec = {
           batch, inChannels, outChannels: s.outChannels, groups: s.group, kernel: [kernel[0], kernel[1], kernel[2]], axes,
           tm: channelTile(mg, cpu ? 8 : 4), ty: 1, tx: Math.min(cpu ? 8 : 4, axes[2].count),
-          workgroup: workgroupFor(axes[0].count * axes[1].count * Math.ceil(axes[2].count / Math.min(cpu ? 8 : 4, axes[2].count)), device), subgroups: useSubgroupBroadcast(device), epilogue: ctx.epilogue,
+          workgroup: workgroupFor(axes[0].count * axes[1].count * Math.ceil(axes[2].count / Math.min(cpu ? 8 : 4, axes[2].count)), device),
+          subgroups: useSubgroupBroadcast(device), epilogue: ctx.epilogue,
         };
-        const label = `ConvTranspose ${s.kernel.join('x')} s${s.strides.join('x')} phase ${phase.slice(3 - spatial).join(',')} (${node.name})`;
+        const title = `ConvTranspose ${s.kernel.join('x')} s${s.strides.join('x')} phase ${phase.slice(3 - spatial).join(',')}`;
+        const label = `${title} (${node.name})`;
         const map = packingMap(directLayout(spec), (g, m, c, tap) => ((g * cg + c) * mg + m) * kernelVolume + tap);
         const weights = packedWeightsBinding(ctx, map, label, phaseIndex++);
         const workgroups = directDispatch(spec);
         checkDispatch(node, device, workgroups);
         programs.push(...weights.prelude, {
-          label, key: directKey(spec), code: directCode(spec, label), workgroups,
+          label, key: `${directKey(spec)}:${title}`, code: directCode(spec, title), workgroups,
           bindings: directBindings(spec, weights.binding),
         });
       }

@@ -72,7 +72,8 @@ function buildConv(ctx: BuildContext): KernelProgram[] {
   const mg = outChannels / group;
   const subgroups = useSubgroupBroadcast(device);
   const cpu = device.isCpu;
-  // The WGSL carries only the title: programs with equal keys must be byte-identical across nodes.
+  // The WGSL carries only the title (never the node name), and the key names the title too: equal keys
+  // must mean byte-identical code across nodes.
   const title = `Conv ${g.kernel.join('x')} s${g.strides.join('x')} g${group}`;
   const label = `${title} (${node.name})`;
   const kernelSize = g.kernel.reduce((a, b) => a * b, 1);
@@ -89,16 +90,16 @@ function buildConv(ctx: BuildContext): KernelProgram[] {
     const workgroups = gemvDispatch(spec);
     checkDispatch(node, device, workgroups);
     return [...weights.prelude, {
-      label, key: gemvKey(spec), code: gemvCode(spec, label), workgroups,
+      label, key: `${gemvKey(spec)}:${title}`, code: gemvCode(spec, title), workgroups,
       bindings: [bindX, weights.binding, bindY],
     }];
   }
 
   if (pointwise) {
-    const tp = Number(process.env.PW_TP ?? (cpu ? 8 : 4));
+    const tp = cpu ? 8 : 4;
     const spec: PointwiseSpec = {
       batch, inChannels, outChannels, pixels,
-      tm: channelTile(outChannels, Number(process.env.PW_TM ?? (cpu ? 16 : 8))),
+      tm: channelTile(outChannels, cpu ? 16 : 8),
       tp,
       workgroup: workgroupFor(Math.ceil(pixels / tp), device), subgroups, epilogue: ctx.epilogue,
     };
@@ -107,7 +108,7 @@ function buildConv(ctx: BuildContext): KernelProgram[] {
     const workgroups = pointwiseDispatch(spec);
     checkDispatch(node, device, workgroups);
     return [...weights.prelude, {
-      label, key: pointwiseKey(spec), code: pointwiseCode(spec, title), workgroups,
+      label, key: `${pointwiseKey(spec)}:${title}`, code: pointwiseCode(spec, title), workgroups,
       bindings: [bindX, weights.binding, bindY],
     }];
   }
@@ -124,11 +125,12 @@ function buildConv(ctx: BuildContext): KernelProgram[] {
     inSize: input[a], outSize: output[a],
   })) as [DirectAxis, DirectAxis, DirectAxis];
   const depthwise = cg === 1 && mg === 1;
-  const tx = Math.min(Number((depthwise ? process.env.DW_TX : process.env.DIR_TX) ?? (cpu ? spatialTile(output[2], [8, 4]) : 4)), output[2]);
-  const ty = Math.min(Number((depthwise ? process.env.DW_TY : process.env.DIR_TY) ?? (depthwise ? (cpu ? 4 : 2) : 1)), output[1]);
+  // tiles measured on lavapipe with the PaddleOCR layers: ~64 accumulators per invocation, rows of 8
+  const tx = Math.min(cpu ? spatialTile(output[2], [8, 4]) : 4, output[2]);
+  const ty = Math.min(depthwise ? (cpu ? 4 : 2) : 1, output[1]);
   const spec: DirectSpec = {
     batch, inChannels, outChannels, groups: group, kernel, axes,
-    tm: channelTile(mg, Number(process.env.DIR_TM ?? (cpu ? 8 : 4))), ty, tx,
+    tm: channelTile(mg, cpu ? 8 : 4), ty, tx,
     workgroup: depthwise ? 64 : workgroupFor(output[0] * Math.ceil(output[1] / ty) * Math.ceil(output[2] / tx), device),
     subgroups, epilogue: ctx.epilogue,
   };
@@ -139,7 +141,7 @@ function buildConv(ctx: BuildContext): KernelProgram[] {
   const workgroups = directDispatch(spec);
   checkDispatch(node, device, workgroups);
   return [...weights.prelude, {
-    label, key: directKey(spec), code: directCode(spec, title), workgroups,
+    label, key: `${directKey(spec)}:${title}`, code: directCode(spec, title), workgroups,
     bindings: directBindings(spec, weights.binding),
   }];
 }

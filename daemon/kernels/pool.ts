@@ -65,8 +65,9 @@ function windowedPoolProgram(ctx: BuildContext, kind: PoolKind): KernelProgram {
     ? `\n        padded = padded + select(0.0, 1.0, iz >= ${-PD} && iz < ${D + ED} && iy >= ${-PH} && iy < ${H + EH} && ix >= ${-PW} && ix < ${W + EW});`
     : '';
   const result = kind === 'max' ? 'acc' : countIncludePad ? 'acc / max(padded, 1.0)' : 'acc / max(count, 1.0)';
-  const label = `${node.opType} ${g.kernel.join('x')} s${g.strides.join('x')} (${node.name})`;
-  const code = `// ${label}
+  const title = `${node.opType} ${g.kernel.join('x')} s${g.strides.join('x')}`;
+  const label = `${title} (${node.name})`;
+  const code = `// ${title}
 @group(0) @binding(0) var<storage, read> x: array<${type}>;
 @group(0) @binding(1) var<storage, read_write> y: array<${type}>;
 ${F32_BITS_HELPER}
@@ -99,7 +100,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   y[idx] = ${result};
 }
 `;
-  const key = `pool:${kind}:${type}:p${planes}:in${D}x${H}x${W}:out${OD}x${OH}x${OW}:k${KD}x${KH}x${KW}:s${SD}x${SH}x${SW}:d${DD}x${DH}x${DW}:pb${PD}x${PH}x${PW}:pe${ED}x${EH}x${EW}:cip${countIncludePad ? 1 : 0}`;
+  const key = `pool:${kind}:${type}:p${planes}:in${D}x${H}x${W}:out${OD}x${OH}x${OW}:k${KD}x${KH}x${KW}:s${SD}x${SH}x${SW}:d${DD}x${DH}x${DW}:pb${PD}x${PH}x${PW}:pe${ED}x${EH}x${EW}:cip${countIncludePad ? 1 : 0}:${title}`;
   return { label, key, code, workgroups: dispatch.workgroups, bindings: [{ kind: 'input', index: 0 }, { kind: 'output', index: 0 }] };
 }
 
@@ -108,14 +109,15 @@ function globalPoolProgram(ctx: BuildContext, kind: PoolKind): KernelProgram {
   const x = checkInput(node, ctx.inputs[0], false);
   const planes = x.shape[0] * x.shape[1];
   const size = x.shape.slice(2).reduce((a, b) => a * b, 1);
-  const label = `${node.opType} ${x.shape.slice(2).join('x')} (${node.name})`;
+  const title = `${node.opType} ${x.shape.slice(2).join('x')}`;
+  const label = `${title} (${node.name})`;
   const bindings = [{ kind: 'input', index: 0 } as const, { kind: 'output', index: 0 } as const];
   const finish = (value: string) => (kind === 'max' ? value : `${value} * ${wgslLiteral(1 / size, 'f32')}`);
   const op = (a: string, b: string) => (kind === 'max' ? `max(${a}, ${b})` : `${a} + ${b}`);
   const init = kind === 'max' ? wgslLiteral(-Infinity, 'f32') : '0.0';
   if (!device.isCpu && size >= 256) {
     const workgroup = 64;
-    const code = `// ${label}: one workgroup per plane, tree reduction
+    const code = `// ${title}: one workgroup per plane, tree reduction
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 var<workgroup> partial: array<f32, ${workgroup}>;
@@ -143,7 +145,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 }
 `;
     const x0 = Math.min(planes, 65535);
-    return { label, key: `gpool:${kind}:wg:p${planes}:s${size}`, code, workgroups: [x0, Math.ceil(planes / x0), 1], bindings };
+    return { label, key: `gpool:${kind}:wg:p${planes}:s${size}:${title}`, code, workgroups: [x0, Math.ceil(planes / x0), 1], bindings };
   }
   const dispatch = linearDispatch(planes, 64);
   const vec = size % 4 === 0;
@@ -157,7 +159,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   for (var i = 0u; i < ${size}u; i++) {
     acc = ${op('acc', 'x[base + i]')};
   }`;
-  const code = `// ${label}: one invocation per plane
+  const code = `// ${title}: one invocation per plane
 @group(0) @binding(0) var<storage, read> x: array<${vec ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 ${F32_BITS_HELPER}
@@ -170,7 +172,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   y[idx] = ${finish('acc')};
 }
 `;
-  return { label, key: `gpool:${kind}:inv:p${planes}:s${size}`, code, workgroups: dispatch.workgroups, bindings };
+  return { label, key: `gpool:${kind}:inv:p${planes}:s${size}:${title}`, code, workgroups: dispatch.workgroups, bindings };
 }
 
 function windowedOp(opType: string, kind: PoolKind): OpDefinition {

@@ -106,7 +106,7 @@ function resizePlan(ctx: OpContext): ResizePlan {
 }
 
 /** Nearest upsampling by integer factors on every axis: exact integer arithmetic, vec4 stores. */
-function integerNearestProgram(plan: ResizePlan, factors: number[], label: string): KernelProgram | null {
+function integerNearestProgram(plan: ResizePlan, factors: number[], title: string, label: string): KernelProgram | null {
   const { x, output } = plan;
   const rank = output.length;
   const outW = output[rank - 1];
@@ -145,7 +145,7 @@ function integerNearestProgram(plan: ResizePlan, factors: number[], label: strin
   const parts = [0, 1, 2, 3].map((j) => `v${Math.floor(j / kx)}`);
   lines.push(`let value = vec4<${type}>(${parts.join(', ')});`);
   for (let r = 0; r < rows; r++) lines.push(`y[ob + ${(r * outW) / 4}u] = value;`);
-  const code = `// ${label}: integer nearest upsampling x${factors.join('x')}, ${rows} row(s) x 4 columns per invocation
+  const code = `// ${title}: integer nearest upsampling x${factors.join('x')}, ${rows} row(s) x 4 columns per invocation
 @group(0) @binding(0) var<storage, read> x: array<${type}>;
 @group(0) @binding(1) var<storage, read_write> y: array<vec4<${type}>>;
 
@@ -157,13 +157,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 `;
   return {
     label, code, workgroups: dispatch.workgroups,
-    key: `resize-int:${type}:in${x.shape.join('x')}:k${factors.join('x')}`,
+    key: `resize-int:${type}:in${x.shape.join('x')}:k${factors.join('x')}:${title}`,
     bindings: [{ kind: 'input', index: 0 }, { kind: 'output', index: 0 }],
   };
 }
 
 /** Table-driven nearest or N-linear resize, one output per invocation. */
-function tableProgram(plan: ResizePlan, label: string): KernelProgram {
+function tableProgram(plan: ResizePlan, title: string, label: string): KernelProgram {
   const { x, output, mode } = plan;
   const rank = output.length;
   const inStrides = stridesOf(x.shape);
@@ -209,7 +209,7 @@ function tableProgram(plan: ResizePlan, label: string): KernelProgram {
     }
     lines.push(`y[idx] = ${terms.join(' + ')};`);
   }
-  const code = `// ${label}: ${mode} resize via per-axis tables
+  const code = `// ${title}: ${mode} resize via per-axis tables
 @group(0) @binding(0) var<storage, read> x: array<${type}>;
 @group(0) @binding(1) var<storage, read> tab: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y: array<${type}>;
@@ -222,7 +222,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 `;
   return {
     label, code, workgroups: dispatch.workgroups,
-    key: `resize-table:${mode}:${type}:in${x.shape.join('x')}:out${output.join('x')}:lerp${interpolated.join(',')}`,
+    key: `resize-table:${mode}:${type}:in${x.shape.join('x')}:out${output.join('x')}:lerp${interpolated.join(',')}:${title}`,
     bindings: [{ kind: 'input', index: 0 }, { kind: 'constant', data: Uint32Array.from(table) }, { kind: 'output', index: 0 }],
   };
 }
@@ -235,18 +235,20 @@ function floatBits(value: number): number {
 
 function buildResize(ctx: BuildContext): KernelProgram[] {
   const plan = resizePlan(ctx);
-  const label = `${ctx.node.opType} ${plan.mode} ${plan.x.shape.join('x')}->${plan.output.join('x')} (${ctx.node.name})`;
+  // the WGSL carries only the title: equal keys must mean byte-identical code across nodes
+  const title = `${ctx.node.opType} ${plan.mode} ${plan.x.shape.join('x')}->${plan.output.join('x')}`;
+  const label = `${title} (${ctx.node.name})`;
   if (plan.output.every((d, a) => d === plan.x.shape[a]) && plan.mode === 'nearest' && plan.scales.every((s) => Math.fround(s) === 1)) {
-    return [tableProgram(plan, label)];
+    return [tableProgram(plan, title, label)];
   }
   if (plan.mode === 'nearest') {
     const factors = plan.output.map((d, a) => integerUpsampleFactor(nearestMap(plan.coordinate, plan.nearest, plan.scales[a], plan.x.shape[a], d), plan.x.shape[a]));
     if (factors.every((k): k is number => k !== null)) {
-      const program = integerNearestProgram(plan, factors, label);
+      const program = integerNearestProgram(plan, factors, title, label);
       if (program) return [program];
     }
   }
-  return [tableProgram(plan, label)];
+  return [tableProgram(plan, title, label)];
 }
 
 function resizeOp(opType: string, sinceVersion: number): OpDefinition {

@@ -3,7 +3,7 @@ import { isEdgerunError } from '../../daemon/errors.ts';
 import { findOp } from '../../daemon/kernels/registry.ts';
 import type { Epilogue } from '../../daemon/kernels/types.ts';
 import type { Tensor } from '../../daemon/graph/ir.ts';
-import { compareTensors, opContextFor, randomTensor, runSingleOpOnGpu, runSingleOpOnOrt, type AttrInput, type SingleOpCase } from '../helpers/kernel-harness.ts';
+import { buildSingleOp, compareTensors, opContextFor, randomTensor, runSingleOpOnGpu, runSingleOpOnOrt, type AttrInput, type SingleOpCase } from '../helpers/kernel-harness.ts';
 
 interface TransposeCase {
   name: string;
@@ -18,6 +18,10 @@ interface TransposeCase {
 const cases: TransposeCase[] = [
   { name: 'det upsampler 2x2 stride 2 (24->24)', x: [1, 24, 5, 6], w: [24, 24, 2, 2], attributes: { strides: [2, 2], kernel_shape: [2, 2], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1 } },
   { name: 'det head 2x2 stride 2 (24->1)', x: [1, 24, 4, 4], w: [24, 1, 2, 2], attributes: { strides: [2, 2] } },
+  { name: 'kernel = stride blocks, partial row tile (2x2 s2, width 10)', x: [1, 4, 3, 10], w: [4, 5, 2, 2], bias: true, attributes: { strides: [2, 2] } },
+  { name: 'kernel = stride blocks, 3x3 s3 grouped', x: [1, 4, 3, 4], w: [4, 3, 3, 3], bias: true, attributes: { strides: [3, 3], group: 2 } },
+  { name: 'kernel = stride blocks, 1D 4 s4', x: [2, 3, 5], w: [3, 2, 4], attributes: { strides: [4] } },
+  { name: 'kernel = stride but padded (phase path)', x: [1, 3, 4, 4], w: [3, 2, 2, 2], attributes: { strides: [2, 2], pads: [1, 1, 1, 1] } },
   { name: '3x3 stride 1 pads 1 with bias', x: [1, 5, 6, 7], w: [5, 4, 3, 3], bias: true, attributes: { pads: [1, 1, 1, 1] } },
   { name: '3x3 stride 2 pads 1 output_padding 1', x: [1, 4, 5, 5], w: [4, 6, 3, 3], bias: true, attributes: { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] } },
   { name: '4x4 stride 2 pads 1 (classic upsampler)', x: [2, 3, 4, 5], w: [3, 5, 4, 4], bias: true, attributes: { strides: [2, 2], pads: [1, 1, 1, 1] } },
@@ -72,7 +76,7 @@ t.test('ConvTranspose matches onnxruntime', async (t) => {
 t.test('ConvTranspose matches onnxruntime with the GPU tiling', async (t) => {
   const device = { isCpu: false, features: new Set<string>() };
   let seed = 1300;
-  for (const c of cases.filter((x) => /det upsampler|4x4 stride 2|grouped|depthwise|3D/.test(x.name))) {
+  for (const c of cases.filter((x) => /det upsampler|4x4 stride 2|grouped|depthwise|3D|blocks/.test(x.name))) {
     seed += 10;
     const single = makeCase(c, seed, undefined, device);
     const [gpu] = await runSingleOpOnGpu(single);
@@ -80,6 +84,14 @@ t.test('ConvTranspose matches onnxruntime with the GPU tiling', async (t) => {
     const diff = compareTensors(gpu, expected);
     t.ok(diff.mismatch === undefined && diff.maxAbs <= tolerance(c, expected), `${c.name}: max |diff| ${diff.maxAbs.toExponential(2)}`);
   }
+});
+
+t.test('ConvTranspose picks the block kernel exactly when kernel = stride without padding', async (t) => {
+  const blocks = await buildSingleOp(makeCase(cases[0], 1));
+  t.equal(blocks.programs.length, 1, 'one program for the det upsampler');
+  t.ok(blocks.programs[0].key.startsWith('convT-block'), 'and it is the block kernel');
+  const padded = await buildSingleOp(makeCase(cases.find((c) => c.name.includes('but padded'))!, 1));
+  t.equal(padded.programs.length, 4, 'a padded 2x2 s2 runs one program per stride phase');
 });
 
 t.test('ConvTranspose applies a fused epilogue', async (t) => {

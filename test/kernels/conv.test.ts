@@ -4,7 +4,7 @@ import { findOp } from '../../daemon/kernels/registry.ts';
 import type { Epilogue } from '../../daemon/kernels/types.ts';
 import type { Tensor } from '../../daemon/graph/ir.ts';
 import {
-  buildSingleOp, compareTensors, opContextFor, randomTensor, runSingleOpOnGpu, runSingleOpOnOrt, type AttrInput, type SingleOpCase,
+  buildSingleOp, compareTensors, opContextFor, randomTensor, runSingleOpOnGpu, runSingleOpOnOrt, testDevice, type AttrInput, type SingleOpCase,
 } from '../helpers/kernel-harness.ts';
 
 interface ConvCase {
@@ -184,4 +184,35 @@ t.test('Conv specialisation keys follow the generated code', async (t) => {
   t.not(a.programs[0].key, c.programs[0].key, 'a different spatial size changes the key');
   const withEpilogue = await buildSingleOp(makeCase(cases[0], 1, epilogues[0].epilogue));
   t.not(a.programs[0].key, withEpilogue.programs[0].key, 'an epilogue changes the key');
+});
+
+t.test('conv-family programs name their node in labels only: equal keys mean identical code', async (t) => {
+  const { caps } = await testDevice();
+  const scales = { dtype: 'float32' as const, dims: [4], data: Float32Array.from([1, 1, 2, 2]) };
+  const samples: SingleOpCase[] = [
+    makeCase(cases[0], 1),
+    makeCase({ name: 'gemv', x: [1, 8, 1, 1], w: [4, 8, 1, 1] }, 1),
+    makeCase({ name: 'direct', x: [1, 4, 6, 6], w: [8, 4, 3, 3], attributes: { pads: [1, 1, 1, 1] } }, 1),
+    makeCase({ name: 'dynamic weights', x: [1, 4, 6, 6], w: [8, 4, 3, 3], dynamicWeights: true }, 1),
+    { opType: 'ConvTranspose', inputs: [randomTensor([1, 4, 3, 4], 1), randomTensor([4, 2, 2, 2], 2)], constantInputs: [1], attributes: { strides: [2, 2] } },
+    { opType: 'ConvTranspose', inputs: [randomTensor([1, 4, 3, 4], 1), randomTensor([4, 2, 3, 3], 2)], constantInputs: [1], attributes: { strides: [2, 2] } },
+    { opType: 'MaxPool', inputs: [randomTensor([1, 2, 6, 6], 1)], attributes: { kernel_shape: [2, 2] } },
+    { opType: 'GlobalAveragePool', inputs: [randomTensor([1, 2, 6, 6], 1)] },
+    { opType: 'Resize', opset: 13, inputs: [randomTensor([1, 2, 3, 4], 1), null, scales], constantInputs: [2] },
+    { opType: 'BatchNormalization', inputs: [randomTensor([1, 3, 2, 4], 1), ...[2, 3, 4, 5].map((s) => randomTensor([3], s, 0.5, 1))] },
+  ];
+  for (const sample of samples) {
+    const op = findOp('', sample.opType)!;
+    const build = (name: string) => {
+      const ctx = opContextFor(sample);
+      const node = { ...ctx.node, name };
+      const inputs = { ...ctx, node };
+      return op.build!({ ...inputs, outputs: op.infer(inputs), device: caps });
+    };
+    const a = build('first_node');
+    const b = build('second_node');
+    t.same(a.map((p) => p.key), b.map((p) => p.key), `${sample.opType}: same keys`);
+    t.ok(a.every((p, i) => p.code === b[i].code && !p.code.includes('first_node')), `${sample.opType}: same code, no node name in it`);
+    t.ok(a.every((p) => p.label.includes('first_node')), `${sample.opType}: labels name the node`);
+  }
 });
