@@ -133,7 +133,7 @@ export function parseManifest(bytes: Uint8Array, source: string): PackageManifes
   }
   const manifest = value as unknown as PackageManifest;
   if (!isValidModelName(manifest.name)) {
-    throw packageError(source, `${MANIFEST_FILE}: manifest.name '${manifest.name}' must match [a-z0-9][a-z0-9._-]*`,
+    throw packageError(source, `${MANIFEST_FILE}: manifest.name '${manifest.name}' must match [A-Za-z0-9][A-Za-z0-9._-]*`,
       { file: MANIFEST_FILE, field: 'manifest.name' });
   }
   if (!isValidVersion(manifest.version)) {

@@ -58,7 +58,7 @@ export async function scanModelsFolder(dir: string): Promise<FolderScan> {
     } else if (stat?.isFile() && entry.name.endsWith('.onnx')) {
       const name = bareModelName(full);
       if (name) offer({ name, version: BARE_MODEL_VERSION, kind: 'bare', path: full });
-      else problems.push({ path: full, error: new EdgerunError('EDGERUN_ERR_PACKAGE_INVALID', `${full}: a bare model file must be named NAME.onnx with NAME matching [a-z0-9][a-z0-9._-]*`, { file: entry.name }) });
+      else problems.push({ path: full, error: new EdgerunError('EDGERUN_ERR_PACKAGE_INVALID', `${full}: a bare model file must be named NAME.onnx with NAME matching [A-Za-z0-9][A-Za-z0-9._-]*`, { file: entry.name }) });
     }
   }
   return { models, problems };

@@ -100,7 +100,7 @@ export function bareModelName(filePath: string): string | undefined {
 export async function readBareModel(filePath: string): Promise<ModelPackage> {
   const name = bareModelName(filePath);
   if (!name) {
-    throw packageError(filePath, `a bare model file must be named NAME.onnx with NAME matching [a-z0-9][a-z0-9._-]*`,
+    throw packageError(filePath, `a bare model file must be named NAME.onnx with NAME matching [A-Za-z0-9][A-Za-z0-9._-]*`,
       { file: path.basename(filePath) });
   }
   let real: string;

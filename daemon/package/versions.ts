@@ -1,9 +1,9 @@
 /**
- * Model names and versions as the package format defines them: a name is `[a-z0-9][a-z0-9._-]*` (it becomes a
+ * Model names and versions as the package format defines them: a name is `[A-Za-z0-9][A-Za-z0-9._-]*` (it becomes a
  * folder name and a URL path segment), a version is dotted numeric ("3", "1.4.2") compared part by part.
  */
 
-export const MODEL_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
+export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 export const VERSION_PATTERN = /^\d+(\.\d+)*$/;
 export const MAX_NAME_LENGTH = 128;
 export const MAX_VERSION_LENGTH = 64;

@@ -20,7 +20,7 @@ export function parseSince(text: string, now: number, code: ErrorCode, what: str
 }
 
 /**
- * A model name a filter may name: the package format's names ([a-z0-9][a-z0-9._-]*) and the file names of bare
+ * A model name a filter may name: the package format's names ([A-Za-z0-9][A-Za-z0-9._-]*) and the file names of bare
  * NAME.onnx models, which may carry capitals.
  */
 export const MODEL_NAME_FILTER = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

@@ -72,7 +72,9 @@ t.test('versions compare numerically part by part, and names and versions have a
   t.ok(isValidVersion('1.4.2'));
   for (const bad of ['', '1.', '.1', 'v1', '1..2', '1.2-rc1']) t.notOk(isValidVersion(bad), `'${bad}' is not a version`);
   t.ok(isValidModelName('resnet-50_v1.5'));
-  for (const bad of ['', 'Resnet', '-a', '.a', 'a/b', 'a b']) t.notOk(isValidModelName(bad), `'${bad}' is not a model name`);
+  for (const bad of ['', '-a', '.a', 'a/b', 'a b']) t.notOk(isValidModelName(bad), `'${bad}' is not a model name`);
+  // mixed case is allowed: exporters name files like ch_PP-OCRv4_rec_infer.onnx
+  t.ok(isValidModelName('ch_PP-OCRv4_rec_infer'), 'mixed-case names are model names');
 });
 
 t.test('the manifest schema and syntax rules name the offending field', async (t) => {
