@@ -127,8 +127,27 @@ export class ModelManager implements ModelRegistry {
       }
       const slot = this.slotFor(name);
       await this.deploy(slot, located);
+      if (!slot.active) await this.fallBack(slot, located.version);
       return slot.info();
     });
+  }
+
+  /**
+   * Nothing serves because the newest version failed (READ, LOAD, WARM or GATE; its reason is recorded): serve
+   * the store's active version instead, else the ones active before it, so a bad package in the models folder
+   * cannot take a model offline at start.
+   */
+  private async fallBack(slot: ModelSlot, failed: string): Promise<void> {
+    const fallbacks = await this.sources.fallbacks(slot.name, failed).catch((error: unknown) => {
+      log.error({ model: slot.name, err: message(error) }, 'could not list the versions to fall back to');
+      return [];
+    });
+    const reason = slot.info().versions.find((v) => compareVersions(v.version, failed) === 0)?.reason;
+    for (const located of fallbacks) {
+      log.warn({ model: slot.name, failed, version: located.version, reason }, 'the newest version failed; falling back to an earlier one');
+      await this.deploy(slot, located, { fallbackFrom: failed, ...(reason !== undefined ? { fallbackReason: reason } : {}) });
+      if (slot.active) return;
+    }
   }
 
   /** Hot-swaps to a specific version installed in the store (the fleet agent's rollout and rollback). */
@@ -204,7 +223,8 @@ export class ModelManager implements ModelRegistry {
     this.options.telemetry.recordEvent({ at: Date.now(), kind, model, ...(version !== undefined ? { version } : {}), ...(details ? { details } : {}) });
   }
 
-  private async deploy(slot: ModelSlot, located: Located): Promise<void> {
+  /** `note` is added to the swap event's details (e.g. which failed version this one stands in for). */
+  private async deploy(slot: ModelSlot, located: Located, note: Record<string, unknown> = {}): Promise<void> {
     const { name, version } = located;
     if (slot.active && compareVersions(slot.active.version, version) === 0) return;
     if (slot.previous && slot.probation && compareVersions(slot.previous.version, version) === 0) {
@@ -289,14 +309,14 @@ export class ModelManager implements ModelRegistry {
       slot.gates.set(loaded, gate);
       session = undefined;
       slot.candidate = undefined;
-      await this.switchTo(slot, loaded);
+      await this.switchTo(slot, loaded, note);
     } finally {
       slot.candidate = undefined;
     }
   }
 
   /** SWITCH: new acquires lease `next` from this statement on; then DRAIN or PROBATION for the old version. */
-  private async switchTo(slot: ModelSlot, next: LoadedVersion): Promise<void> {
+  private async switchTo(slot: ModelSlot, next: LoadedVersion, note: Record<string, unknown> = {}): Promise<void> {
     if (slot.probation) {
       // A newer version supersedes one still on probation: the version before it is no longer a rollback target.
       slot.probation.cancel();
@@ -307,7 +327,7 @@ export class ModelManager implements ModelRegistry {
     const old = slot.active;
     slot.active = next;
     slot.unloaded = false;
-    this.event('swap', slot.name, next.version, { from: old?.version, engine: next.engine });
+    this.event('swap', slot.name, next.version, { from: old?.version, engine: next.engine, ...note });
     log.info({ model: slot.name, from: old?.version, to: next.version }, 'switched versions');
     if (old && this.probationOptions.windowMs > 0) {
       slot.previous = old;

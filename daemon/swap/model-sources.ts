@@ -68,6 +68,23 @@ export class ModelSources {
     return pending ? fromStore(pending.version) : undefined;
   }
 
+  /**
+   * What to serve when version `failed` could not be (it failed its gate or load, e.g. at start with a newer
+   * package in the models folder): the store's active version, then the versions that were active before it
+   * (most recent first) — installed, never one rolled back from, never `failed` itself.
+   */
+  async fallbacks(name: string, failed: string): Promise<Located[]> {
+    const stored = this.store && await this.store.get(name);
+    if (!stored) return [];
+    const same = (a: string) => (b: string) => compareVersions(a, b) === 0;
+    const order: string[] = [];
+    for (const version of [...(stored.active !== undefined ? [stored.active] : []), ...stored.history]) {
+      if (same(version)(failed) || stored.rejected.some(same(version)) || order.some(same(version))) continue;
+      if (stored.versions.some((v) => same(version)(v.version))) order.push(version);
+    }
+    return Promise.all(order.map((version) => this.stored(name, version)));
+  }
+
   /** A specific version installed in the store. */
   async stored(name: string, version: string): Promise<Located> {
     const found = this.store && await this.store.layout.findVersion(name, version);

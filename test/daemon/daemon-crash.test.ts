@@ -115,10 +115,9 @@ for (const [i, killAfterMs] of [0, 120].entries()) {
   });
 }
 
-// ModelManager at start tries only the newest version the sources locate (here the folder's version 2, which
-// fails its gate again) and does not fall back to the store's active version 1: the model is left unserved.
-const LAST_GOOD_FALLBACK = 'ModelManager.start() does not fall back to the store\'s active version when a newer folder package fails its gate';
-t.test('kill -9 while a version that fails its accuracy gate is tried: restart serves the last good version', { todo: LAST_GOOD_FALLBACK }, async (t) => {
+// At restart the folder's version 2 is tried again and fails its gate again: the manager falls back to the
+// store's active version 1 and shows version 2 as FAILED with the gate's reason.
+t.test('kill -9 while a version that fails its accuracy gate is tried: restart serves the last good version', async (t) => {
   const models = path.join(dir, 'gate-models');
   const state = path.join(dir, 'gate-state');
   await writePackage(path.join(models, 'scale-1'), { name: 'scale', version: '1', model: scaleModel(3), evalInputs: [x] });
