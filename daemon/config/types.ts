@@ -25,6 +25,7 @@ export interface DaemonConfig {
     flushIntervalMs: number;
     batchSize: number;
     maxQueue: number;
+    shadowFraction: number;
     retention: {
       rawMaxAgeHours: number;
       minuteMaxAgeDays: number;

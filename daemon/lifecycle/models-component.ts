@@ -45,6 +45,7 @@ export class ModelsComponent implements Component {
       warmupRuns: config.swap.warmupRuns,
       gate: { enabled: config.swap.gate.enabled },
       probation: config.swap.probation,
+      shadow: { fraction: config.telemetry.shadowFraction },
       // A request cannot be in flight longer than its timeout, so neither can a drain.
       drainTimeoutMs: config.server.requestTimeoutMs,
     });

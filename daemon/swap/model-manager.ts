@@ -8,7 +8,8 @@
  *   → GATE (agreement with the package's reference outputs ≥ threshold; no eval set: skipped, and recorded so)
  *   → SWITCH (one synchronous assignment: new acquires lease the new version)
  *   → DRAIN (the old version's leases finish, then its session is closed)
- *   → PROBATION (error rate and latency of the new version; failing them switches back at once).
+ *   → PROBATION (error rate and latency of the new version; failing them switches back at once; a fraction of
+ *     its live requests also run on the previous version to measure their agreement: shadow.ts).
  *
  * During probation the previous version stays loaded (memory for two versions, a rollback that is one
  * assignment with no load on the request path); it is drained and closed when probation passes. The store's
@@ -27,7 +28,8 @@ import { LoadedVersion } from './loaded-version.ts';
 import { type Located, ModelSources } from './model-sources.ts';
 import { ModelSlot } from './model-slot.ts';
 import { DEFAULT_PROBATION, Probation, type ProbationOptions, type ProbationVerdict } from './probation.ts';
-import type { GateSummary, Lease, ModelInfo, ModelRegistry, ModelState } from './registry.ts';
+import type { GateSummary, Lease, ModelInfo, ModelRegistry, ModelState, ShadowSample } from './registry.ts';
+import { resolveShadowOptions, ShadowRunner, type ShadowOptions, type ShadowStats } from './shadow.ts';
 
 const log = logger.child({ component: 'model-manager' });
 
@@ -47,6 +49,8 @@ export interface ModelManagerOptions {
   probation?: Partial<ProbationOptions>;
   /** How long a replaced version may take to finish its in-flight requests before it is closed anyway (default 30 s). */
   drainTimeoutMs?: number;
+  /** Shadow runs during probation (fraction 0 disables them); defaults in shadow.ts. */
+  shadow?: Partial<ShadowOptions>;
 }
 
 function message(error: unknown): string {
@@ -61,6 +65,7 @@ export class ModelManager implements ModelRegistry {
   private readonly probationOptions: ProbationOptions;
   private readonly warmupRuns: number;
   private readonly drainTimeoutMs: number;
+  private readonly shadow: ShadowRunner;
   private enginePromise: Promise<Engine> | undefined;
   private closing = false;
 
@@ -69,6 +74,7 @@ export class ModelManager implements ModelRegistry {
     this.probationOptions = { ...DEFAULT_PROBATION, ...options.probation };
     this.warmupRuns = options.warmupRuns ?? 2;
     this.drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
+    this.shadow = new ShadowRunner(resolveShadowOptions(options.shadow), options.telemetry);
     const threshold = options.gate?.threshold;
     if (threshold !== undefined && !(threshold >= 0 && threshold <= 1)) {
       throw new EdgerunError('EDGERUN_ERR_CONFIG', `swap.gate.threshold must be within [0, 1], got ${threshold}`, { key: 'swap.gate.threshold' });
@@ -114,6 +120,19 @@ export class ModelManager implements ModelRegistry {
         : described?.reason ?? (slot.candidate ? 'it is still loading' : 'no version is ready');
     throw new EdgerunError('EDGERUN_ERR_MODEL_NOT_READY',
       `model '${name}'${version !== undefined ? ` version '${version}'` : ''} is not ready: ${why}`, { model: name, ...(version !== undefined ? { version } : {}) });
+  }
+
+  /** Shadow-runs the sample on the previous version when its version is on probation and it is drawn; returns at once. */
+  offerShadow(sample: ShadowSample): void {
+    const slot = this.slots.get(sample.model);
+    const candidate = slot?.active;
+    if (!slot?.probation?.active || !candidate || !slot.previous || compareVersions(candidate.version, sample.version) !== 0) return;
+    if (this.shadow.draw()) this.shadow.run(candidate, slot.previous, sample);
+  }
+
+  /** Counters of the shadow runs so far (sampled, dropped, failed, compared, in flight). */
+  shadowStats(): ShadowStats {
+    return { ...this.shadow.stats };
   }
 
   /** Serves the version the sources hold now (hot-swapping if it differs from the active one). */
@@ -166,6 +185,7 @@ export class ModelManager implements ModelRegistry {
       if (!slot) throw new EdgerunError('EDGERUN_ERR_MODEL_NOT_FOUND', `no model '${name}'`, { model: name });
       slot.probation?.cancel();
       slot.probation = undefined;
+      this.shadow.flush(name);
       const loaded = [slot.active, slot.previous].filter((v): v is LoadedVersion => v !== undefined);
       slot.active = undefined;
       slot.previous = undefined;
@@ -188,6 +208,7 @@ export class ModelManager implements ModelRegistry {
       slot.previous = undefined;
     }
     await Promise.allSettled([...this.drains]);
+    await this.shadow.close();
     if (this.enginePromise) await (await this.enginePromise.catch(() => undefined))?.close();
   }
 
@@ -321,6 +342,7 @@ export class ModelManager implements ModelRegistry {
       // A newer version supersedes one still on probation: the version before it is no longer a rollback target.
       slot.probation.cancel();
       slot.probation = undefined;
+      this.shadow.flush(slot.name);
       if (slot.previous) void this.retire(slot, slot.previous, 'UNAVAILABLE', `replaced by version ${slot.active?.version}`);
       slot.previous = undefined;
     }
@@ -349,6 +371,7 @@ export class ModelManager implements ModelRegistry {
     const { candidate, previous } = probation;
     slot.probation = undefined;
     slot.previous = undefined;
+    this.shadow.flush(slot.name);
     this.event('probation_passed', slot.name, candidate.version, { requests: verdict.requests, errors: verdict.errors, medianLatencyMs: verdict.medianLatencyMs, previous: previous.version });
     void this.retire(slot, previous, 'UNAVAILABLE', `replaced by version ${candidate.version}`);
     void this.serialized(slot.name, () => this.persist(candidate)).catch(() => undefined);
@@ -361,6 +384,7 @@ export class ModelManager implements ModelRegistry {
     slot.probation = undefined;
     slot.previous = undefined;
     slot.active = previous;
+    this.shadow.flush(slot.name);
     this.event('rollback', slot.name, previous.version, { from: candidate.version, to: previous.version, reason, ...details });
     log.warn({ model: slot.name, from: candidate.version, to: previous.version, reason }, 'rolled back');
     void this.retire(slot, candidate, 'FAILED', `rolled back during probation: ${reason}`);

@@ -4,6 +4,7 @@
  * swap can drain in-flight requests on the old version before freeing it.
  */
 import type { Session, TensorInfo } from '../engine/types.ts';
+import type { Tensor } from '../graph/ir.ts';
 
 export type ModelState = 'LOADING' | 'READY' | 'UNAVAILABLE' | 'FAILED';
 
@@ -54,6 +55,16 @@ export interface Lease {
   release(outcome?: { ok: boolean; latencyMs: number }): void;
 }
 
+/** One live request a version answered, as serving hands it to the registry after the reply was sent. */
+export interface ShadowSample {
+  model: string;
+  /** The version that answered. */
+  version: string;
+  feeds: Map<string, Tensor>;
+  /** Every output that version produced for `feeds`. */
+  outputs: Map<string, Tensor>;
+}
+
 export interface ModelRegistry {
   list(): ModelInfo[];
   get(name: string): ModelInfo | undefined;
@@ -66,4 +77,10 @@ export interface ModelRegistry {
   load(name: string): Promise<ModelInfo>;
   /** Repository API: stop serving a model (drains in-flight requests first). */
   unload(name: string): Promise<void>;
+  /**
+   * Shadow runs (optional): serving offers every successful request here once its reply was sent; while the
+   * answering version is on probation the registry may run a fraction of them on the previous version and record
+   * their agreement. Returns at once and never throws: it must not affect the live request.
+   */
+  offerShadow?(sample: ShadowSample): void;
 }

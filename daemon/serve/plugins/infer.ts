@@ -7,7 +7,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { RunResult } from '../../engine/types.ts';
 import { EdgerunError, isEdgerunError } from '../../errors.ts';
-import type { Lease } from '../../swap/registry.ts';
+import type { Lease, ShadowSample } from '../../swap/registry.ts';
 import { HEADER_LENGTH_HEADER, parseInferRequest } from '../infer-request.ts';
 import { encodeInferResponse } from '../infer-response.ts';
 import type { ServeContext } from '../options.ts';
@@ -26,6 +26,8 @@ interface InferRecord {
   computeMs?: number;
   batchSize: number;
   error?: string;
+  /** A successful request's feeds and outputs, offered for a shadow run once the reply is sent. */
+  shadow?: Pick<ShadowSample, 'feeds' | 'outputs'>;
 }
 
 function withDeadline<T>(work: Promise<T>, deadline: number, model: string): Promise<T> {
@@ -81,6 +83,7 @@ export const inferPlugin: FastifyPluginAsync<ServeContext> = async (app, ctx) =>
         throw error;
       });
       record.computeMs = performance.now() - computeStarted;
+      if (ctx.registry.offerShadow) record.shadow = { feeds: parsed.feeds, outputs: result.outputs };
       const encoded = encodeInferResponse({ name: model, version: lease.version }, parsed.id, parsed.outputs, result.outputs);
       if (encoded.binary) {
         return reply.header(HEADER_LENGTH_HEADER, String(encoded.binary.headerLength)).type('application/octet-stream').send(encoded.binary.body);
@@ -108,6 +111,15 @@ export const inferPlugin: FastifyPluginAsync<ServeContext> = async (app, ctx) =>
     const record = records.get(request);
     if (!record) return;
     const totalMs = reply.elapsedTime;
+    // After the reply went out: a shadow run on the previous version never delays or fails this request.
+    if (record.shadow && reply.statusCode < 400) {
+      try {
+        ctx.registry.offerShadow?.({ model: record.model, version: record.version, ...record.shadow });
+      } catch (error) {
+        request.log.warn({ err: error, model: record.model }, 'offering a shadow run failed');
+      }
+      record.shadow = undefined;
+    }
     ctx.metrics.observe({ model: record.model, version: record.version, status: reply.statusCode, totalMs, queueMs: record.queueMs, computeMs: record.computeMs });
     if (ctx.telemetry && record.engine) {
       const ok = reply.statusCode < 400;
