@@ -71,7 +71,16 @@ export function directLayout(spec: DirectSpec): PackedWeightLayout {
 /** The program's bindings: X, packed weights, Y (X is left out when no tap reaches the outputs). */
 export function directBindings(spec: DirectSpec, weights: Binding): Binding[] {
   const y: Binding = { kind: 'output', index: 0 };
-  return directLayout(spec).taps.length > 0 ? [{ kind: 'input', index: 0 }, weights, y] : [weights, y];
+  if (directLayout(spec).taps.length === 0) return [weights, y];
+  const bindings: Binding[] = [{ kind: 'input', index: 0 }, weights, y];
+  if (needsScalarView(spec)) bindings.push({ kind: 'input', index: 0 });
+  return bindings;
+}
+
+/** Whether the vec4 path also reads single columns, through a scalar view of X at binding 3. */
+function needsScalarView(spec: DirectSpec): boolean {
+  const columns = columnPlan(spec.axes[2], spec.tx, axisReads(spec.axes[2], spec.tx).rel);
+  return columns.vector && columns.loads.some((load) => !load.vector);
 }
 
 function axisKey(a: DirectAxis): string {
@@ -129,25 +138,49 @@ function alwaysInside(axis: DirectAxis, tile: number, rel: number): boolean {
 /**
  * How a tile reads its input columns. Scalar: one load per distinct column offset. Vector (input rows a
  * multiple of 4 wide and tiles starting on a known residue mod 4): aligned vec4 loads covering the
- * offsets, each either wholly inside or wholly outside the row, so one bounds check serves 4 elements.
+ * offsets, each either wholly inside or wholly outside the row, so one bounds check serves 4 elements;
+ * an aligned group the tile uses only one element of is read as a scalar instead (through a second,
+ * scalar view of X), which costs lavapipe about half a vec4 load.
  */
-interface ColumnPlan {
+interface ColumnLoad {
   vector: boolean;
-  /** Scalar: the offsets themselves. Vector: the relative start of each aligned vec4. */
-  starts: number[];
-  /** Where a column offset lives: its load and (vector) component. */
-  locate(q: number): { load: number; component: number };
+  /** Relative start (vector) or offset (scalar). */
+  start: number;
+}
+
+interface ColumnPlan {
+  /** Whether X is also bound as vec4 (binding 0 is then the vec4 view, binding 3 the scalar view). */
+  vector: boolean;
+  loads: ColumnLoad[];
+  /** Where a column offset lives: its load and, for vector loads, the component. */
+  locate(q: number): { load: number; component: number | null };
 }
 
 function columnPlan(axis: DirectAxis, tile: number, offsets: number[]): ColumnPlan {
   const vector = axis.inSize % 4 === 0 && (tile * axis.scale) % 4 === 0 && offsets.length > 0;
-  if (!vector) return { vector, starts: offsets, locate: (q) => ({ load: offsets.indexOf(q), component: 0 }) };
+  if (!vector) {
+    return { vector, loads: offsets.map((start) => ({ vector: false, start })), locate: (q) => ({ load: offsets.indexOf(q), component: null }) };
+  }
   // bx = gx0·scale + offset ≡ offset (mod 4) for every tile
   const residue = ((axis.offset % 4) + 4) % 4;
-  const first = Math.floor((residue + offsets[0]) / 4) * 4 - residue;
-  const count = Math.floor((residue + offsets[offsets.length - 1]) / 4) - Math.floor((residue + offsets[0]) / 4) + 1;
-  const starts = Array.from({ length: count }, (_, j) => first + 4 * j);
-  return { vector, starts, locate: (q) => ({ load: Math.floor((q - first) / 4), component: (q - first) % 4 }) };
+  const groups = new Map<number, number[]>();
+  for (const q of offsets) {
+    const start = Math.floor((residue + q) / 4) * 4 - residue;
+    groups.set(start, [...(groups.get(start) ?? []), q]);
+  }
+  const loads: ColumnLoad[] = [];
+  const where = new Map<number, { load: number; component: number | null }>();
+  for (const [start, members] of [...groups].sort((a, b) => a[0] - b[0])) {
+    if (members.length === 1) {
+      where.set(members[0], { load: loads.length, component: null });
+      loads.push({ vector: false, start: members[0] });
+    } else {
+      for (const q of members) where.set(q, { load: loads.length, component: q - start });
+      loads.push({ vector: true, start });
+    }
+  }
+  const usesVector = loads.some((l) => l.vector);
+  return { vector: usesVector, loads, locate: (q) => where.get(q)! };
 }
 
 export function directCode(spec: DirectSpec, label: string): string {
@@ -198,8 +231,8 @@ export function directCode(spec: DirectSpec, label: string): string {
     }
   }
   const colValid: (string | null)[] = [];
-  columns.starts.forEach((start, j) => {
-    const inside = alwaysInside(ax, tx, start) && alwaysInside(ax, tx, start + (columns.vector ? 3 : 0));
+  columns.loads.forEach(({ vector, start }, j) => {
+    const inside = alwaysInside(ax, tx, start) && alwaysInside(ax, tx, start + (vector ? 3 : 0));
     pre.push(`let ix${j} = bx + ${start};`);
     if (!inside) pre.push(`let cv${j} = u32(ix${j}) < ${W}u;`);
     colValid.push(inside ? null : `cv${j}`);
@@ -218,21 +251,21 @@ export function directCode(spec: DirectSpec, label: string): string {
   if (hasTaps) {
     body.push(...uniformVec4Loads('w', `wt + c * ${block4}u`, block4, 'w', lane));
     body.push(`let xc = xg + c * ${D * H * W}u;`);
-    const zero = columns.vector ? 'vec4<f32>(0.0)' : '0.0';
     for (const zu of zReads.uses) {
       for (const ry of yReads.rel) {
         const key = `${name(zu.rel)}_${name(ry)}`;
         const yUses = yReads.uses.filter((u) => u.rel === ry);
-        columns.starts.forEach((_, j) => {
+        columns.loads.forEach(({ vector }, j) => {
           const conditions = [rowValid.get(key), colValid[j]].filter((v): v is string => !!v);
-          const load = columns.vector ? `x[(xc + ro${key} + co${j}) >> 2u]` : `x[xc + ro${key} + co${j}]`;
+          const load = vector ? `x[(xc + ro${key} + co${j}) >> 2u]` : `${columns.vector ? 'xs' : 'x'}[xc + ro${key} + co${j}]`;
+          const zero = vector ? 'vec4<f32>(0.0)' : '0.0';
           body.push(`let x${key}_${j} = ${conditions.length ? `select(${zero}, ${load}, ${conditions.join(' && ')})` : load};`);
         });
         for (const yu of yUses) {
           for (const xu of xReads.uses) {
             const tap = (zu.tap * nty + yu.tap) * ntx + xu.tap;
             const where = columns.locate(xu.rel);
-            const value = columns.vector ? `x${key}_${where.load}.${'xyzw'[where.component]}` : `x${key}_${where.load}`;
+            const value = where.component === null ? `x${key}_${where.load}` : `x${key}_${where.load}.${'xyzw'[where.component]}`;
             for (let i = 0; i < tm; i++) {
               const a = acc(i, yu.pos, xu.pos);
               body.push(`${a} = fma(${packedComponent('w', tap * tm + i)}, ${value}, ${a});`);
@@ -276,7 +309,7 @@ export function directCode(spec: DirectSpec, label: string): string {
   return `${lane ? 'enable subgroups;\n' : ''}// ${label}: direct conv, ${tm} channels x ${ty}x${tx} outputs per invocation
 ${hasTaps ? `@group(0) @binding(0) var<storage, read> x: array<${xType}>;\n` : ''}@group(0) @binding(${hasTaps ? 1 : 0}) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(${hasTaps ? 2 : 1}) var<storage, read_write> y: array<${yType}>;
-
+${hasTaps && needsScalarView(spec) ? '@group(0) @binding(3) var<storage, read> xs: array<f32>;\n' : ''}
 ${epilogueFunction(spec.epilogue)}
 
 @compute @workgroup_size(${spec.workgroup})

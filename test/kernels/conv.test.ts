@@ -37,6 +37,8 @@ const cases: ConvCase[] = [
   { name: 'rec depthwise 3x3 stride [2,1]', x: [1, 16, 8, 12], w: [16, 1, 3, 3], bias: true, attributes: { group: 16, strides: [2, 1], pads: [1, 1, 1, 1] } },
   { name: 'rec depthwise 3x3 stride [1,2]', x: [1, 16, 6, 12], w: [16, 1, 3, 3], bias: true, attributes: { group: 16, strides: [1, 2], pads: [1, 1, 1, 1] } },
   { name: 'rec 1x3 conv pads [0,1,0,1]', x: [1, 12, 3, 10], w: [6, 12, 1, 3], attributes: { pads: [0, 1, 0, 1] } },
+  { name: 'depthwise 3x3 s1 p1 on a width-16 map (vec4 loads, scalar edge columns, vec4 stores)', x: [1, 8, 6, 16], w: [8, 1, 3, 3], bias: true, attributes: { group: 8, pads: [1, 1, 1, 1] } },
+  { name: '3x3 s1 p1 on a width-16 map (vec4 paths, partial row tiles)', x: [1, 8, 5, 20], w: [6, 8, 3, 3], bias: true, attributes: { pads: [1, 1, 1, 1] } },
   { name: 'det neck 3x3 p1 (24->6)', x: [1, 24, 9, 9], w: [6, 24, 3, 3], attributes: { pads: [1, 1, 1, 1] } },
   { name: '1x1 with stride 2 (direct path)', x: [1, 8, 9, 9], w: [12, 8, 1, 1], bias: true, attributes: { strides: [2, 2] } },
   { name: 'depthwise multiplier 2 (group 4, 8 outputs)', x: [1, 4, 7, 7], w: [8, 1, 3, 3], bias: true, attributes: { group: 4, pads: [1, 1, 1, 1] } },
