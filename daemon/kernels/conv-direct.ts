@@ -68,7 +68,10 @@ export function directLayout(spec: DirectSpec): PackedWeightLayout {
   };
 }
 
-/** The program's bindings: X, packed weights, Y (X is left out when no tap reaches the outputs). */
+/**
+ * The program's bindings: X, packed weights, Y, and X again as a scalar view when the vec4 path also
+ * reads single columns. X is left out when no tap reaches the outputs (bias-only phases).
+ */
 export function directBindings(spec: DirectSpec, weights: Binding): Binding[] {
   const y: Binding = { kind: 'output', index: 0 };
   if (directLayout(spec).taps.length === 0) return [weights, y];
@@ -109,11 +112,19 @@ function lanesSpanChannels(spec: DirectSpec): boolean {
   return layout.cg === 1 && spec.tm === 1;
 }
 
+/** Workgroups along x and y for the channel-spanning layout (y only when x would exceed 65535). */
+function spanningGrid(spec: DirectSpec): [number, number] {
+  const layout = directLayout(spec);
+  const groups = Math.ceil((tileCounts(spec).total * spec.groups * Math.ceil(layout.mg / spec.tm)) / spec.workgroup);
+  const x = Math.min(groups, 65535);
+  return [x, Math.ceil(groups / x)];
+}
+
 export function directDispatch(spec: DirectSpec): [number, number, number] {
   const layout = directLayout(spec);
   const channelTiles = spec.groups * Math.ceil(layout.mg / spec.tm);
   const tiles = tileCounts(spec).total;
-  if (lanesSpanChannels(spec)) return [Math.ceil((tiles * channelTiles) / spec.workgroup), 1, spec.batch];
+  if (lanesSpanChannels(spec)) return [...spanningGrid(spec), spec.batch];
   return [Math.ceil(tiles / spec.workgroup), channelTiles, spec.batch];
 }
 
@@ -195,7 +206,9 @@ export function directCode(spec: DirectSpec, label: string): string {
   const { tyc, txc, total } = tileCounts(spec);
   const spanChannels = lanesSpanChannels(spec);
   const invocations = spanChannels ? total * spec.groups * tpg : total;
-  const overshoot = Math.ceil(invocations / spec.workgroup) * spec.workgroup !== invocations;
+  const [gridX, gridY] = spanChannels ? spanningGrid(spec) : [Math.ceil(invocations / spec.workgroup), 1];
+  const overshoot = gridX * gridY * spec.workgroup !== invocations;
+  const flat = gridY > 1 ? `(gid.x + gid.y * ${gridX * spec.workgroup}u)` : 'gid.x';
   const [D, H, W] = [az.inSize, ay.inSize, ax.inSize];
   const [OD, OH, OW] = [az.outSize, ay.outSize, ax.outSize];
   const lane = spec.subgroups && !spanChannels ? 'sg_lane' : null;
@@ -284,7 +297,7 @@ export function directCode(spec: DirectSpec, label: string): string {
     for (let v = 0; v < xGroups; v++) {
       const x0 = vecStores ? v * 4 : v;
       const guards: string[] = [];
-      if (overshoot) guards.push(`gid.x < ${invocations}u`);
+      if (overshoot) guards.push(`${flat} < ${invocations}u`);
       if (ay.count % ty !== 0) guards.push(`gy0 + ${y}u < ${ay.count}u`);
       if (ax.count % tx !== 0) guards.push(`gx0 + ${x0}u < ${ax.count}u`);
       const pixel = `(${ay.start}u + (gy0 + ${y}u) * ${ay.step}u) * ${OW}u + ${ax.start}u + (gx0 + ${x0}u) * ${ax.step}u`;
@@ -315,7 +328,7 @@ ${epilogueFunction(spec.epilogue)}
 @compute @workgroup_size(${spec.workgroup})
 fn main(${params.join(', ')}) {
   let n = wid.z;
-  let slot = ${overshoot ? `min(gid.x, ${invocations - 1}u)` : 'gid.x'};
+  let slot = ${overshoot ? `min(${flat}, ${invocations - 1}u)` : flat};
   let mt = ${spanChannels ? `slot / ${total}u` : 'wid.y'};
   let tile = ${spanChannels ? `slot % ${total}u` : 'slot'};
   let g = mt / ${tpg}u;

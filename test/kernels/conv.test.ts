@@ -222,3 +222,14 @@ t.test('conv-family programs name their node in labels only: equal keys mean ide
     t.ok(a.every((p) => p.label.includes('first_node')), `${sample.opType}: labels name the node`);
   }
 });
+
+t.test('depthwise dispatch folds into y beyond 65535 workgroups', async (t) => {
+  // build only: running a 64x2048x2048 map is far too slow on lavapipe
+  const { programs } = await buildSingleOp({
+    opType: 'Conv', opset: 11, inputs: [randomTensor([1, 64, 2048, 2048], 1), randomTensor([64, 1, 3, 3], 2)],
+    constantInputs: [1], attributes: { group: 64, pads: [1, 1, 1, 1] },
+  });
+  const [x, y] = programs[0].workgroups;
+  t.ok(x <= 65535 && y > 1, `workgroups ${programs[0].workgroups}`);
+  t.ok(programs[0].code.includes('gid.y'), 'invocations are numbered across x and y');
+});
