@@ -225,9 +225,9 @@ t.test('conv-family programs name their node in labels only: equal keys mean ide
 
 t.test('depthwise dispatch folds into y beyond 65535 workgroups', async (t) => {
   // build only (X's data is never read): running a 64x2048x2048 map is far too slow on lavapipe
-  const x: Tensor = { dtype: 'float32', dims: [1, 64, 2048, 2048], data: new Float32Array(0) };
+  const map: Tensor = { dtype: 'float32', dims: [1, 64, 2048, 2048], data: new Float32Array(0) };
   const { programs } = await buildSingleOp({
-    opType: 'Conv', opset: 11, inputs: [x, randomTensor([64, 1, 3, 3], 2)],
+    opType: 'Conv', opset: 11, inputs: [map, randomTensor([64, 1, 3, 3], 2)],
     constantInputs: [1], attributes: { group: 64, pads: [1, 1, 1, 1] },
   });
   const [x, y] = programs[0].workgroups;
