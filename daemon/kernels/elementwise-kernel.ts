@@ -7,6 +7,10 @@
  * (one division instead of three). When the innermost coalesced dim is a multiple of 4, each invocation
  * handles 4 consecutive elements: inputs that span that dim are read as vec4, inputs broadcast over it are
  * read once, and the output is stored as one vec4.
+ *
+ * On CPU adapters each invocation handles several consecutive units (dividing once for their coordinates,
+ * then advancing them), and the coalesced sizes come from a params buffer: every node running the same
+ * program over the same broadcast pattern shares one pipeline, whatever its sizes (see ShapeValues).
  */
 import { elementCount, type TensorType } from '../graph/ir.ts';
 import { elementwiseHelpers, elementwiseProgramKey, renderElementwiseProgram, wgslType } from './elementwise-expr.ts';

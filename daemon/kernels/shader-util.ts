@@ -1,4 +1,5 @@
 /** Small WGSL building blocks shared by the op files, so each op file writes only its body. */
+import { EdgerunError } from '../errors.ts';
 import type { WgslScalar } from './elementwise-expr.ts';
 import type { Binding } from './types.ts';
 
@@ -126,9 +127,13 @@ export class ShapeValues {
 
   /** A u32 expression of `value`; `name` (a WGSL identifier) must be unique in the kernel. */
   value(value: number, name: string): string {
-    if (!this.names.includes(name)) {
+    const index = this.names.indexOf(name);
+    if (index < 0) {
       this.names.push(name);
       this.values.push(value);
+    } else if (this.values[index] !== value) {
+      // one name, two values: the generated code would not match its key
+      throw new EdgerunError('EDGERUN_ERR_GPU_VALIDATION', `shape value '${name}' given as ${this.values[index]} and as ${value}`, { name });
     }
     return this.fromParams ? name : `${value}u`;
   }
