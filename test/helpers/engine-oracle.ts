@@ -35,6 +35,23 @@ export function imageLikeInput(dims: number[], seed: number): Tensor {
   return { dtype: 'float32', dims, data };
 }
 
+/**
+ * A normalised page-like input: white background with two lines of dark glyph-like strokes, so that a text
+ * detector produces real probabilities (about 15 % of pixels above 0.3) rather than all zeros.
+ */
+export function textLikeInput(dims: number[]): Tensor {
+  const [n, c, h, w] = dims;
+  const data = new Float32Array(n * c * h * w);
+  const lineHeight = Math.max(4, Math.floor(h / 5));
+  for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const row = y % (2 * lineHeight);
+    const inLine = row >= lineHeight / 2 && row < lineHeight * 1.5 && y > 8 && y < h - 8;
+    const glyph = inLine && x % 9 < 6 && x > 8 && x < w - 8 && (x * 7 + y * 3) % 5 !== 0;
+    data[((b * c + ch) * h + y) * w + x] = glyph ? -1.8 : 2.0;
+  }
+  return { dtype: 'float32', dims, data };
+}
+
 function toOrt(t: Tensor): ort.Tensor {
   switch (t.dtype) {
     case 'float32': return new ort.Tensor('float32', Float32Array.from(t.data), t.dims);
