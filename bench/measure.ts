@@ -117,7 +117,8 @@ async function main(): Promise<void> {
   const measure = { edgerun: measureEdgerun, 'ort-node': measureOrtNode, 'ort-web': measureOrtWeb }[values.engine ?? ''];
   if (!measure) throw new Error(`unknown engine '${values.engine}'`);
   const result = await measure(modelPath, inputs, runs, warmup);
-  process.stdout.write(`${JSON.stringify(result)}\n`);
+  // process.exit() would cut a large line short on a pipe: wait until it is flushed
+  await new Promise<void>((resolve) => process.stdout.write(`${JSON.stringify(result)}\n`, () => resolve()));
 }
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/measure.ts') || process.argv[1]?.endsWith('/measure.js')) {
