@@ -33,6 +33,21 @@ export function benchInputs(specs: Map<string, number[]>, seed: number): Input[]
   });
 }
 
+/** First run (timed alone), `warmup` untimed runs, then `runs` timed runs; returns the last result. */
+async function timeRuns<R>(run: () => Promise<R>, warmup: number, runs: number): Promise<{ firstRunMs: number; firstDoneAt: number; times: number[]; last: R }> {
+  const firstStarted = performance.now();
+  let last = await run();
+  const firstDoneAt = performance.now();
+  for (let i = 0; i < warmup; i++) last = await run();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    last = await run();
+    times.push(performance.now() - t0);
+  }
+  return { firstRunMs: firstDoneAt - firstStarted, firstDoneAt, times, last };
+}
+
 const encode = (data: Float32Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
 
 async function measureEdgerun(modelPath: string, inputs: Input[], runs: number, warmup: number): Promise<MeasureResult> {
@@ -44,17 +59,8 @@ async function measureEdgerun(modelPath: string, inputs: Input[], runs: number, 
     const session = await engine.load(modelPath, { inputShapes: shapes });
     const report = await session.prepare(shapes);
     const feeds = new Map(inputs.map((i) => [i.name, { dtype: 'float32' as const, dims: i.dims, data: i.data }]));
-    const firstStarted = performance.now();
-    let result = await session.run(feeds);
-    const firstRunMs = performance.now() - firstStarted;
-    const coldStartMs = performance.now() - started;
-    for (let i = 0; i < warmup; i++) result = await session.run(feeds);
-    const times: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const t0 = performance.now();
-      result = await session.run(feeds);
-      times.push(performance.now() - t0);
-    }
+    const { firstRunMs, firstDoneAt, times, last: result } = await timeRuns(() => session.run(feeds), warmup, runs);
+    const coldStartMs = firstDoneAt - started;
     const outputs = Object.fromEntries([...result.outputs].map(([name, t]) => [name, { dims: t.dims, base64: encode(Float32Array.from(t.data)) }]));
     return {
       engine: 'edgerun', coldStartMs, firstRunMs, times, adapter: engine.runtime.info.adapter.name, outputs,
@@ -70,17 +76,8 @@ async function measureOrtNode(modelPath: string, inputs: Input[], runs: number, 
   const ort = await import('onnxruntime-node');
   const session = await ort.InferenceSession.create(await fs.readFile(modelPath));
   const feeds = Object.fromEntries(inputs.map((i) => [i.name, new ort.Tensor('float32', i.data, i.dims)]));
-  const firstStarted = performance.now();
-  let result = await session.run(feeds);
-  const firstRunMs = performance.now() - firstStarted;
-  const coldStartMs = performance.now() - started;
-  for (let i = 0; i < warmup; i++) result = await session.run(feeds);
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    result = await session.run(feeds);
-    times.push(performance.now() - t0);
-  }
+  const { firstRunMs, firstDoneAt, times, last: result } = await timeRuns(() => session.run(feeds), warmup, runs);
+  const coldStartMs = firstDoneAt - started;
   const outputs = Object.fromEntries(Object.entries(result).map(([name, t]) => [name, { dims: [...t.dims], base64: encode(Float32Array.from(t.data as Float32Array)) }]));
   await session.release();
   return { engine: 'ort-node', coldStartMs, firstRunMs, times, outputs };

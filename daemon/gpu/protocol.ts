@@ -3,6 +3,7 @@
  * Plain data only: everything crosses by structured clone, ArrayBuffers by transfer where the sender allows it.
  */
 import type { ErrorCode } from '../errors.ts';
+import type { DeviceCaps } from '../kernels/types.ts';
 import type { ExecutionPlan } from './plan.ts';
 
 export interface RuntimeOptions {
@@ -43,21 +44,9 @@ export interface AdapterReport {
   limits: Record<string, number>;
 }
 
-export interface SerializedDeviceCaps {
-  vendor: string;
-  architecture: string;
-  isCpu: boolean;
+/** DeviceCaps as it crosses the thread boundary (features as an array instead of a Set). */
+export interface SerializedDeviceCaps extends Omit<DeviceCaps, 'features'> {
   features: string[];
-  limits: {
-    maxComputeWorkgroupSizeX: number;
-    maxComputeWorkgroupSizeY: number;
-    maxComputeInvocationsPerWorkgroup: number;
-    maxComputeWorkgroupStorageSize: number;
-    maxComputeWorkgroupsPerDimension: number;
-    maxStorageBufferBindingSize: number;
-    maxStorageBuffersPerShaderStage: number;
-    maxBufferSize: number;
-  };
 }
 
 export interface RuntimeInfo {
