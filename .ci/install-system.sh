@@ -33,3 +33,14 @@ fi
 if ! command -v chromium >/dev/null 2>&1; then
   apt_update; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 fi
+
+# Fleet tests run their own Mosquitto on a free port; the monitor's PostgreSQL store is tested against a real
+# PostgreSQL server the tests start in a temp folder. Accuracy eval sets are rendered with real fonts
+# (Latin: DejaVu, Liberation; Chinese: WenQuanYi Micro Hei).
+missing=()
+for pkg in mosquitto postgresql fonts-dejavu-core fonts-liberation2 fonts-wqy-microhei; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt_update; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi

@@ -32,6 +32,18 @@ export const ERROR_CODES = {
   EDGERUN_ERR_TELEMETRY: { status: 500, summary: 'the telemetry database could not be opened or written' },
   EDGERUN_ERR_STARTUP: { status: 500, summary: 'a daemon component failed to start (names the component)' },
   EDGERUN_ERR_ENGINE: { status: 500, summary: 'the inference engine (onnxruntime) failed to load or run a model, or its thread died (names the model)' },
+  EDGERUN_ERR_RECIPE: { status: 400, summary: 'a compression recipe is unknown or invalid (names the recipe, step or field)' },
+  EDGERUN_ERR_CALIBRATION: { status: 400, summary: 'calibration data is missing, empty, mis-shaped or holds NaN/Inf (names the file)' },
+  EDGERUN_ERR_TARGET: { status: 400, summary: 'a device target profile is unknown or invalid (names the profile and field)' },
+  EDGERUN_ERR_COMPRESS: { status: 500, summary: 'a compression step failed on a model (names the step and node)' },
+  EDGERUN_ERR_EVALSET: { status: 400, summary: 'an accuracy evaluation set could not be built, read or scored (names the set)' },
+  EDGERUN_ERR_FLEET_PAYLOAD: { status: 400, summary: 'an MQTT fleet message is malformed (names the topic and field)' },
+  EDGERUN_ERR_FLEET_SIGNATURE: { status: 403, summary: 'a deployment manifest or command is unsigned, signed by an untrusted key, or its signature does not verify' },
+  EDGERUN_ERR_FLEET_REJECTED: { status: 409, summary: 'a deployment was refused: expired, stale, replayed or downgraded version, incompatible target, over a size or disk cap' },
+  EDGERUN_ERR_FLEET_TRANSFER: { status: 500, summary: 'a chunked model transfer failed: bad chunk, hash mismatch, timeout, disk full (names the transfer and chunk)' },
+  EDGERUN_ERR_FLEET_BROKER: { status: 503, summary: 'the MQTT broker cannot be reached or refused the connection (names the URL)' },
+  EDGERUN_ERR_KEY: { status: 400, summary: 'a signing or trust key file is missing, unreadable or not an ed25519 key (names the file)' },
+  EDGERUN_ERR_MONITOR: { status: 500, summary: 'the fleet monitor could not store or serve fleet data (names the store)' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

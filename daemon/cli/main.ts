@@ -13,7 +13,13 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   bench: { summary: 'benchmark a model: edgerun WebGPU vs onnxruntime-web WebGPU vs onnxruntime-node CPU', load: async () => (await import('./bench.ts')).benchCommand },
   devices: { summary: 'list WebGPU adapters with their features and limits', load: async () => (await import('./devices.ts')).devicesCommand },
   telemetry: { summary: 'latency, throughput, power, energy per inference and accuracy per model version', load: async () => (await import('./telemetry.ts')).telemetryCommand },
+  compress: { summary: 'compress a model (FP16, INT8, INT4, mixed) into a package with an eval set and a report', load: async () => (await import('./compress.ts')).compressCommand },
   daemon: { summary: 'serve models over HTTP (Open Inference Protocol) with hot-swap, telemetry and systemd integration', load: async () => (await import('./daemon.ts')).daemonCommand },
+  keys: { summary: 'generate an ed25519 signing key pair for fleet deployments', load: async () => (await import('./keys.ts')).keysCommand },
+  publish: { summary: 'publish a model package to a device or group over MQTT (signed, chunked)', load: async () => (await import('./publish.ts')).publishCommand },
+  rollout: { summary: 'staged rollout of a package to a group: canaries or a percentage first, abort and roll back on failures', load: async () => (await import('./rollout.ts')).rolloutCommand },
+  fleet: { summary: 'fleet status: devices, model versions and deployment states', load: async () => (await import('./fleet.ts')).fleetCommand },
+  monitor: { summary: 'collect fleet status and telemetry from MQTT into SQLite or PostgreSQL and serve a dashboard', load: async () => (await import('./monitor.ts')).monitorCommand },
 };
 
 export function usage(): string {

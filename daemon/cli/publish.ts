@@ -1,0 +1,5 @@
+/** Placeholder replaced by the helper that owns this command. */
+export async function publishCommand(_args: string[], io: { stderr: NodeJS.WritableStream }): Promise<number> {
+  io.stderr.write('not built yet\n');
+  return 1;
+}
