@@ -10,6 +10,8 @@ import { ops as elementwiseOps } from './elementwise.ts';
 import { ops as matmulOps } from './matmul.ts';
 import { ops as normalizationOps } from './normalization.ts';
 import { ops as poolOps } from './pool.ts';
+import { ops as quantConvOps } from './quant-conv.ts';
+import { ops as quantMatmulOps } from './quant-matmul.ts';
 import { ops as reduceOps } from './reduce.ts';
 import { ops as resizeOps } from './resize.ts';
 import { ops as shapeOps } from './shape-ops.ts';
@@ -17,7 +19,7 @@ import { ops as softmaxOps } from './softmax.ts';
 
 const ALL_OPS: OpDefinition[] = [
   ...batchNormOps, ...convOps, ...convTransposeOps, ...dataMovementOps, ...elementwiseOps, ...matmulOps,
-  ...normalizationOps, ...poolOps, ...reduceOps, ...resizeOps, ...shapeOps, ...softmaxOps,
+  ...normalizationOps, ...poolOps, ...quantConvOps, ...quantMatmulOps, ...reduceOps, ...resizeOps, ...shapeOps, ...softmaxOps,
 ];
 
 function keyOf(domain: string, opType: string): string {
