@@ -142,6 +142,8 @@ export interface TelemetryReport {
   seq: number;
   windowStart: string;
   windowEnd: string;
+  /** Reports dropped from the device's bounded offline backlog since the previous report that got through (absent = 0). */
+  dropped?: number;
   models: {
     name: string;
     version: string;
