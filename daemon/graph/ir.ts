@@ -5,11 +5,13 @@
  * floating-point dtypes live in a Float32Array, every integer dtype and bool in an Int32Array
  * (int64 values are saturated to the int32 range when decoded; shapes, axes and indices always fit,
  * and out-of-range Slice bounds such as INT64_MAX keep their meaning after clamping).
- * On the GPU every element is 4 bytes: f32 for floats, i32 for integers, u32 0/1 for bool.
+ * On the GPU every element is 4 bytes: f32 for floats, i32 for integers, u32 0/1 for bool — except the
+ * quantized weights that the fused kernels read packed (daemon/quant/packing.ts owns that layout).
+ * int4/uint4 (ONNX 22/21) are held unpacked on the host like every other integer dtype.
  */
 export type DType =
   | 'float32' | 'float16' | 'float64' | 'bfloat16'
-  | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64'
+  | 'int4' | 'uint4' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64'
   | 'bool';
 
 export const FLOAT_DTYPES: ReadonlySet<DType> = new Set(['float32', 'float16', 'float64', 'bfloat16']);

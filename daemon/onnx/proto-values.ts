@@ -42,11 +42,12 @@ export function protoIntToInt32(value: ProtoInt): number {
 export const OnnxDataType = {
   UNDEFINED: 0, FLOAT: 1, UINT8: 2, INT8: 3, UINT16: 4, INT16: 5, INT32: 6, INT64: 7, STRING: 8, BOOL: 9,
   FLOAT16: 10, DOUBLE: 11, UINT32: 12, UINT64: 13, COMPLEX64: 14, COMPLEX128: 15, BFLOAT16: 16,
+  UINT4: 21, INT4: 22,
 } as const;
 
 interface ElementType {
   dtype: DType;
-  /** Bytes per element in raw_data (little-endian). */
+  /** Bytes per element in raw_data (little-endian); 0.5 for the 4-bit types (two per byte, see quant/packing.ts). */
   bytes: number;
 }
 
@@ -64,6 +65,8 @@ const ELEMENT_TYPES = new Map<number, ElementType>([
   [OnnxDataType.UINT32, { dtype: 'uint32', bytes: 4 }],
   [OnnxDataType.UINT64, { dtype: 'uint64', bytes: 8 }],
   [OnnxDataType.BFLOAT16, { dtype: 'bfloat16', bytes: 2 }],
+  [OnnxDataType.UINT4, { dtype: 'uint4', bytes: 0.5 }],
+  [OnnxDataType.INT4, { dtype: 'int4', bytes: 0.5 }],
 ]);
 
 const UNSUPPORTED_NAMES = new Map<number, string>([
@@ -72,7 +75,7 @@ const UNSUPPORTED_NAMES = new Map<number, string>([
   [OnnxDataType.COMPLEX64, 'complex64'],
   [OnnxDataType.COMPLEX128, 'complex128'],
   [17, 'float8e4m3fn'], [18, 'float8e4m3fnuz'], [19, 'float8e5m2'], [20, 'float8e5m2fnuz'],
-  [21, 'uint4'], [22, 'int4'], [23, 'float4e2m1'],
+  [23, 'float4e2m1'],
 ]);
 
 /** The element type for an ONNX data type number, or undefined when edgerun cannot hold it. */
@@ -89,6 +92,7 @@ const ONNX_TYPE_BY_DTYPE: Record<DType, number> = {
   bfloat16: OnnxDataType.BFLOAT16, int8: OnnxDataType.INT8, uint8: OnnxDataType.UINT8,
   int16: OnnxDataType.INT16, uint16: OnnxDataType.UINT16, int32: OnnxDataType.INT32,
   uint32: OnnxDataType.UINT32, int64: OnnxDataType.INT64, uint64: OnnxDataType.UINT64, bool: OnnxDataType.BOOL,
+  int4: OnnxDataType.INT4, uint4: OnnxDataType.UINT4,
 };
 
 /** The ONNX data type number for a DType (the inverse of elementTypeOf). */

@@ -5,6 +5,7 @@
 import onnxProto from 'onnx-proto';
 import { EdgerunError } from '../errors.ts';
 import type { DType, HostData, Tensor } from '../graph/ir.ts';
+import { packedInt4Bytes, unpackInt4 } from '../quant/packing.ts';
 import type { DecodeContext } from './decode-context.ts';
 import { bfloat16BitsToFloat, halfBitsToFloat } from './half-float.ts';
 import { elementTypeOf, onnxTypeName, protoIntToInt32, protoIntToNumber, saturateToInt32, type ProtoInt } from './proto-values.ts';
@@ -55,7 +56,7 @@ export function decodeTensor(proto: TensorProto, what: string, ctx: DecodeContex
 
   const dims = checkDims(proto.dims ?? [], what, context, ctx);
   const count = dims.reduce((a, b) => a * b, 1);
-  const declaredBytes = count * element.bytes;
+  const declaredBytes = Math.ceil(count * element.bytes);
   const heldBytes = Math.max(declaredBytes, count * HOST_BYTES_PER_ELEMENT);
   if (heldBytes > ctx.limits.maxTensorBytes) {
     throw new EdgerunError('EDGERUN_ERR_ONNX_LIMIT',
@@ -82,6 +83,15 @@ export function decodeTensor(proto: TensorProto, what: string, ctx: DecodeContex
   if (raw !== undefined) return { dtype: element.dtype, dims, data: fromRawData(raw, element.dtype, count) };
 
   const field = typedField(proto, element.dtype);
+  if (isInt4(element.dtype)) {
+    // int32_data holds one byte per entry, two 4-bit elements per byte (low nibble first)
+    if (field.values.length !== packedInt4Bytes(count)) {
+      invalid(`with dims [${dims.join(', ')}] needs ${packedInt4Bytes(count)} packed ${element.dtype} bytes but ${field.name} holds ${field.values.length}`);
+    }
+    const bytes = Uint8Array.from(field.values, (v) => protoIntToInt32(v));
+    if (bytes.some((b, i) => b !== protoIntToInt32(field.values[i]))) invalid(`holds an ${field.name} entry outside 0..255, not a packed ${element.dtype} byte`);
+    return { dtype: element.dtype, dims, data: Int32Array.from(unpackInt4(bytes, count, element.dtype === 'int4')) };
+  }
   if (field.values.length !== count) {
     invalid(`with dims [${dims.join(', ')}] needs ${count} elements but ${field.name} holds ${field.values.length}`);
   }
@@ -102,6 +112,10 @@ function typedField(proto: TensorProto, dtype: DType): TypedField {
     case 'uint32': case 'uint64': return { name: 'uint64_data', values: proto.uint64Data ?? [] };
     default: return { name: 'int32_data', values: proto.int32Data ?? [] };
   }
+}
+
+function isInt4(dtype: DType): boolean {
+  return dtype === 'int4' || dtype === 'uint4';
 }
 
 function fromTypedField(values: readonly ProtoInt[], dtype: DType, count: number): HostData {
@@ -154,6 +168,7 @@ function fromRawData(raw: Uint8Array, dtype: DType, count: number): HostData {
     case 'float64': return fill(new Float32Array(count), (i) => view.getFloat64(i * 8, true));
     case 'float16': return fill(new Float32Array(count), (i) => halfBitsToFloat(view.getUint16(i * 2, true)));
     case 'bfloat16': return fill(new Float32Array(count), (i) => bfloat16BitsToFloat(view.getUint16(i * 2, true)));
+    case 'int4': case 'uint4': return Int32Array.from(unpackInt4(raw, count, dtype === 'int4'));
     case 'int8': return fill(new Int32Array(count), (i) => view.getInt8(i));
     case 'uint8': return fill(new Int32Array(count), (i) => view.getUint8(i));
     case 'bool': return fill(new Int32Array(count), (i) => (view.getUint8(i) !== 0 ? 1 : 0));

@@ -12,6 +12,8 @@ const DATATYPE_OF_DTYPE: Record<DType, Datatype> = {
   float32: 'FP32', float16: 'FP16', float64: 'FP64', bfloat16: 'BF16',
   int8: 'INT8', uint8: 'UINT8', int16: 'INT16', uint16: 'UINT16', int32: 'INT32', uint32: 'UINT32',
   int64: 'INT64', uint64: 'UINT64', bool: 'BOOL',
+  // the protocol has no 4-bit datatypes: such values travel widened
+  int4: 'INT8', uint4: 'UINT8',
 };
 
 export const DATATYPES: readonly Datatype[] = [

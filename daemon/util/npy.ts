@@ -14,7 +14,7 @@ const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
 
-/** NumPy dtype code (without byte order) ↔ IR dtype. bfloat16 has no NumPy dtype. */
+/** NumPy dtype code (without byte order) ↔ IR dtype. bfloat16 and the 4-bit types have no NumPy dtype. */
 const NPY_CODES: Record<string, DType> = {
   f4: 'float32', f8: 'float64', f2: 'float16',
   i1: 'int8', i2: 'int16', i4: 'int32', i8: 'int64',
@@ -22,7 +22,15 @@ const NPY_CODES: Record<string, DType> = {
   b1: 'bool',
 };
 
-type NpyDType = Exclude<DType, 'bfloat16'>;
+type NpyDType = Exclude<DType, 'bfloat16' | 'int4' | 'uint4'>;
+
+/** The file dtype for an IR dtype NumPy lacks: bfloat16 widens to float32, int4/uint4 to int8/uint8. */
+function npyDTypeOf(dtype: DType): NpyDType {
+  if (dtype === 'bfloat16') return 'float32';
+  if (dtype === 'int4') return 'int8';
+  if (dtype === 'uint4') return 'uint8';
+  return dtype;
+}
 
 const CODE_BY_DTYPE: Record<NpyDType, string> = {
   float32: 'f4', float64: 'f8', float16: 'f2', int8: 'i1', int16: 'i2', int32: 'i4', int64: 'i8',
@@ -132,11 +140,11 @@ function saturateInt64(low: number, high: number): number {
 
 /**
  * Encodes a host tensor as .npy (version 1, or 2 for headers over 64 KiB). `outDtype` picks the file's
- * dtype (default: the tensor's; bfloat16, which NumPy lacks, is written as float32), so an int64 model
+ * dtype (default: the tensor's; bfloat16 and int4/uint4, which NumPy lacks, are widened), so an int64 model
  * output held in an Int32Array is written as '<i8' and a bool as '|b1'.
  */
 export function encodeNpy(tensor: Pick<Tensor, 'dtype' | 'dims' | 'data'>, outDtype?: DType): Uint8Array {
-  const target: NpyDType = (outDtype ?? tensor.dtype) === 'bfloat16' ? 'float32' : (outDtype ?? tensor.dtype) as NpyDType;
+  const target = npyDTypeOf(outDtype ?? tensor.dtype);
   const count = elementCount(tensor.dims);
   if (tensor.data.length !== count) {
     throw new EdgerunError('EDGERUN_ERR_NPY',

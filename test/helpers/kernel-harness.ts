@@ -10,6 +10,7 @@ import type { AttributeValue, DType, Node, Tensor, TensorType } from '../../daem
 import { elementCount, isFloatDType } from '../../daemon/graph/ir.ts';
 import { findOp } from '../../daemon/kernels/registry.ts';
 import { seededRandom } from '../../daemon/cli/random-inputs.ts';
+import { packInt4, unpackInt4 } from '../../daemon/quant/packing.ts';
 import type { BuildContext, DeviceCaps, Epilogue, KernelProgram, OpContext } from '../../daemon/kernels/types.ts';
 
 const { onnx } = onnxProto;
@@ -218,12 +219,12 @@ export async function runSingleOpOnGpu(c: SingleOpCase): Promise<Tensor[]> {
 
 const ONNX_TYPE: Record<DType, number> = {
   float32: 1, uint8: 2, int8: 3, uint16: 4, int16: 5, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11,
-  uint32: 12, uint64: 13, bfloat16: 16,
+  uint32: 12, uint64: 13, bfloat16: 16, uint4: 21, int4: 22,
 };
 
 function tensorProto(name: string, t: Tensor): onnxProto.onnx.ITensorProto {
   const proto: onnxProto.onnx.ITensorProto = { name, dims: t.dims, dataType: ONNX_TYPE[t.dtype] };
-  proto.rawData = hostToOrtData(t).bytes;
+  proto.rawData = t.dtype === 'int4' || t.dtype === 'uint4' ? packInt4(t.data, t.dtype === 'int4') : hostToOrtData(t).bytes;
   return proto;
 }
 
@@ -273,6 +274,11 @@ export function singleNodeModel(c: SingleOpCase, outputDTypes: DType[]): Uint8Ar
 
 function ortToHost(t: ort.Tensor): Tensor {
   const dims = [...t.dims];
+  if ((t.type as string) === 'int4' || (t.type as string) === 'uint4') {
+    const packed = t.data as Int8Array | Uint8Array;
+    const bytes = new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength);
+    return { dtype: t.type as DType, dims, data: Int32Array.from(unpackInt4(bytes, elementCount(dims), t.type === 'int4')) };
+  }
   const dtype: DType = t.type === 'float32' ? 'float32' : t.type === 'int64' ? 'int64' : t.type === 'bool' ? 'bool' : t.type === 'int32' ? 'int32' : t.type === 'uint8' ? 'uint8' : t.type === 'int8' ? 'int8' : 'float32';
   const source = t.data as ArrayLike<number | bigint | boolean>;
   const data = dtype === 'float32'

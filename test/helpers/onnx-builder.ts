@@ -15,6 +15,7 @@ import onnxProto from 'onnx-proto';
 import type { Dim, DType } from '../../daemon/graph/ir.ts';
 import { floatToHalfBits } from '../../daemon/onnx/half-float.ts';
 import { onnxTypeOf } from '../../daemon/onnx/proto-values.ts';
+import { packInt4 } from '../../daemon/quant/packing.ts';
 
 export const { onnx } = onnxProto;
 type AttributeProto = onnxProto.onnx.IAttributeProto;
@@ -205,14 +206,16 @@ function typedFields(dtype: DType, list: (number | bigint)[]): Partial<TensorPro
     case 'int64': return { int64Data: list.map((v) => toLong(BigInt(v))) };
     case 'uint32': case 'uint64': return { uint64Data: list.map((v) => toLong(BigInt(v), true)) };
     case 'float16': return { int32Data: numbers().map(floatToHalfBits) };
+    case 'int4': case 'uint4': return { int32Data: [...packInt4(numbers(), dtype === 'int4')] };
     case 'bfloat16': return { int32Data: numbers().map(floatToBfloat16Bits) };
     default: return { int32Data: numbers() };
   }
 }
 
 function rawBytes(dtype: DType, list: (number | bigint)[]): Uint8Array {
+  if (dtype === 'int4' || dtype === 'uint4') return packInt4(list.map(Number), dtype === 'int4');
   const size = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4,
-    uint32: 4, int64: 8, uint64: 8, bool: 1 }[dtype];
+    uint32: 4, int64: 8, uint64: 8, bool: 1, int4: 0, uint4: 0 }[dtype];
   const out = new Uint8Array(list.length * size);
   const view = new DataView(out.buffer);
   list.forEach((v, i) => {
