@@ -14,8 +14,9 @@
  * output-channel tile is the workgroup's y index, so its packed weights are uniform (see conv-wgsl.ts).
  */
 import type { Binding, Epilogue } from './types.ts';
-import { blockFloats, type PackedWeightLayout } from './conv-packing.ts';
-import { epilogueFunction, epilogueKey, opaqueBound, packedComponent, uniformVec4Loads } from './conv-wgsl.ts';
+import type { PackedWeightLayout } from './conv-packing.ts';
+import { floatWeightReader, type ConvWeightReader } from './conv-weight-reader.ts';
+import { epilogueFunction, epilogueKey, opaqueBound } from './conv-wgsl.ts';
 
 export interface DirectTap {
   /** Kernel index along the axis. */
@@ -49,6 +50,12 @@ export interface DirectSpec {
   workgroup: number;
   subgroups: boolean;
   epilogue?: Epilogue;
+  /** How weights are read; float weights in the layout of directLayout when absent. */
+  weights?: ConvWeightReader;
+}
+
+function weightReader(spec: DirectSpec): ConvWeightReader {
+  return spec.weights ?? floatWeightReader(directLayout(spec));
 }
 
 export function directLayout(spec: DirectSpec): PackedWeightLayout {
@@ -93,7 +100,8 @@ function axisKey(a: DirectAxis): string {
 export function directKey(spec: DirectSpec): string {
   return `conv-direct:n${spec.batch}:c${spec.inChannels}:m${spec.outChannels}:g${spec.groups}:k${spec.kernel.join('x')}`
     + `:z${axisKey(spec.axes[0])}:y${axisKey(spec.axes[1])}:x${axisKey(spec.axes[2])}`
-    + `:t${spec.tm}x${spec.ty}x${spec.tx}:wg${spec.workgroup}:sg${spec.subgroups ? 1 : 0}:${epilogueKey(spec.epilogue)}`;
+    + `:t${spec.tm}x${spec.ty}x${spec.tx}:wg${spec.workgroup}:sg${spec.subgroups ? 1 : 0}:${epilogueKey(spec.epilogue)}`
+    + (spec.weights?.key ? `:${spec.weights.key}` : '');
 }
 
 function tileCounts(spec: DirectSpec): { tyc: number; txc: number; total: number } {
@@ -201,8 +209,7 @@ export function directCode(spec: DirectSpec, label: string): string {
   const cg = layout.cg;
   const mg = layout.mg;
   const tpg = Math.ceil(mg / tm);
-  const block4 = blockFloats(layout) / 4;
-  const tileStride4 = (cg + 1) * block4;
+  const reader = weightReader(spec);
   const { tyc, txc, total } = tileCounts(spec);
   const spanChannels = lanesSpanChannels(spec);
   const invocations = spanChannels ? total * spec.groups * tpg : total;
@@ -253,16 +260,16 @@ export function directCode(spec: DirectSpec, label: string): string {
   });
 
   const init: string[] = [];
-  init.push(...uniformVec4Loads('w', `wt + ${cg * block4}u`, block4, 'b', lane));
+  init.push(...reader.prologue(lane));
   for (let i = 0; i < tm; i++) {
-    for (let y = 0; y < ty; y++) for (let x = 0; x < tx; x++) init.push(`var ${acc(i, y, x)} = ${packedComponent('b', i)};`);
+    for (let y = 0; y < ty; y++) for (let x = 0; x < tx; x++) init.push(`var ${acc(i, y, x)} = ${reader.initial(i)};`);
   }
 
   const ntx = ax.taps.length;
   const nty = ay.taps.length;
   const body: string[] = [];
   if (hasTaps) {
-    body.push(...uniformVec4Loads('w', `wt + c * ${block4}u`, block4, 'w', lane));
+    body.push(...reader.channel(lane));
     body.push(`let xc = xg + c * ${D * H * W}u;`);
     for (const zu of zReads.uses) {
       for (const ry of yReads.rel) {
@@ -281,7 +288,7 @@ export function directCode(spec: DirectSpec, label: string): string {
             const value = where.component === null ? `x${key}_${where.load}` : `x${key}_${where.load}.${'xyzw'[where.component]}`;
             for (let i = 0; i < tm; i++) {
               const a = acc(i, yu.pos, xu.pos);
-              body.push(`${a} = fma(${packedComponent('w', tap * tm + i)}, ${value}, ${a});`);
+              body.push(`${a} = fma(${reader.weight(tap * tm + i)}, ${value}, ${a});`);
             }
           }
         }
@@ -304,8 +311,8 @@ export function directCode(spec: DirectSpec, label: string): string {
       const lines: string[] = [`let op${y}_${v} = ob + ${pixel};`];
       for (let i = 0; i < tm; i++) {
         const store = vecStores
-          ? `y[(op${y}_${v} + ${i * OD * OH * OW}u) >> 2u] = vec4<f32>(${[0, 1, 2, 3].map((k) => `epilogue(${acc(i, y, x0 + k)})`).join(', ')});`
-          : `y[op${y}_${v} + ${i * OD * OH * OW}u] = epilogue(${acc(i, y, x0)});`;
+          ? `y[(op${y}_${v} + ${i * OD * OH * OW}u) >> 2u] = vec4<f32>(${[0, 1, 2, 3].map((k) => `epilogue(${reader.result(i, acc(i, y, x0 + k))})`).join(', ')});`
+          : `y[op${y}_${v} + ${i * OD * OH * OW}u] = epilogue(${reader.result(i, acc(i, y, x0))});`;
         lines.push(mg % tm !== 0 ? `if (m0 + ${i}u < ${mg}u) { ${store} }` : store);
       }
       stores.push(guards.length ? `if (${guards.join(' && ')}) {\n    ${lines.join('\n    ')}\n  }` : lines.join('\n  '));
@@ -320,7 +327,7 @@ export function directCode(spec: DirectSpec, label: string): string {
   const xType = columns.vector ? 'vec4<f32>' : 'f32';
   const yType = vecStores ? 'vec4<f32>' : 'f32';
   return `${lane ? 'enable subgroups;\n' : ''}// ${label}: direct conv, ${tm} channels x ${ty}x${tx} outputs per invocation
-${hasTaps ? `@group(0) @binding(0) var<storage, read> x: array<${xType}>;\n` : ''}@group(0) @binding(${hasTaps ? 1 : 0}) var<storage, read> w: array<vec4<f32>>;
+${hasTaps ? `@group(0) @binding(0) var<storage, read> x: array<${xType}>;\n` : ''}@group(0) @binding(${hasTaps ? 1 : 0}) var<storage, read> w: array<${reader.elementType}>;
 @group(0) @binding(${hasTaps ? 2 : 1}) var<storage, read_write> y: array<${yType}>;
 ${hasTaps && needsScalarView(spec) ? '@group(0) @binding(3) var<storage, read> xs: array<f32>;\n' : ''}
 ${epilogueFunction(spec.epilogue)}
@@ -333,7 +340,7 @@ fn main(${params.join(', ')}) {
   let tile = ${spanChannels ? `slot % ${total}u` : 'slot'};
   let g = mt / ${tpg}u;
   let m0 = (mt % ${tpg}u) * ${tm}u;
-  let wt = mt * ${tileStride4}u;
+  let wt = mt * ${reader.tileStride}u;
   let gz = tile / ${tyc * txc}u;
   let gr = tile % ${tyc * txc}u;
   let gy0 = (gr / ${txc}u) * ${ty}u;

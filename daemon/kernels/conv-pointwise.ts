@@ -7,8 +7,9 @@
  * X and Y move as vec4 when the pixel count allows it.
  */
 import type { Epilogue } from './types.ts';
-import { blockFloats, type PackedWeightLayout } from './conv-packing.ts';
-import { epilogueFunction, epilogueKey, opaqueBound, packedComponent, uniformVec4Loads } from './conv-wgsl.ts';
+import type { PackedWeightLayout } from './conv-packing.ts';
+import { floatWeightReader, type ConvWeightReader } from './conv-weight-reader.ts';
+import { epilogueFunction, epilogueKey, opaqueBound } from './conv-wgsl.ts';
 
 export interface PointwiseSpec {
   batch: number;
@@ -20,6 +21,12 @@ export interface PointwiseSpec {
   workgroup: number;
   subgroups: boolean;
   epilogue?: Epilogue;
+  /** How weights are read; float weights in the layout of pointwiseLayout when absent. */
+  weights?: ConvWeightReader;
+}
+
+function weightReader(spec: PointwiseSpec): ConvWeightReader {
+  return spec.weights ?? floatWeightReader(pointwiseLayout(spec));
 }
 
 export function pointwiseLayout(spec: PointwiseSpec): PackedWeightLayout {
@@ -38,18 +45,17 @@ export function pointwiseCode(spec: PointwiseSpec, label: string): string {
   const { inChannels: C, outChannels: M, pixels: P, tm, tp } = spec;
   const vec = P % 4 === 0 && tp % 4 === 0;
   const unit = vec ? 4 : 1;
-  const block4 = blockFloats(pointwiseLayout(spec)) / 4;
-  const tileStride4 = (C + 1) * block4;
+  const reader = weightReader(spec);
   const lane = spec.subgroups ? 'sg_lane' : null;
   const partialM = M % tm !== 0;
   const acc = (i: number, j: number) => `acc${i}_${j}`;
 
   const init: string[] = [];
-  init.push(...uniformVec4Loads('w', `wt + ${C * block4}u`, block4, 'b', lane));
-  for (let i = 0; i < tm; i++) for (let j = 0; j < tp; j++) init.push(`var ${acc(i, j)} = ${packedComponent('b', i)};`);
+  init.push(...reader.prologue(lane));
+  for (let i = 0; i < tm; i++) for (let j = 0; j < tp; j++) init.push(`var ${acc(i, j)} = ${reader.initial(i)};`);
 
   const body: string[] = [];
-  body.push(...uniformVec4Loads('w', `wt + c * ${block4}u`, block4, 'w', lane));
+  body.push(...reader.channel(lane));
   body.push(`let xc = xn + c * ${P / unit}u;`);
   if (vec) {
     for (let v = 0; v < tp / 4; v++) {
@@ -60,7 +66,7 @@ export function pointwiseCode(spec: PointwiseSpec, label: string): string {
     for (let j = 0; j < tp; j++) body.push(`let x${j} = x[xc + min(p0 + ${j}u, ${P - 1}u)];`);
   }
   for (let i = 0; i < tm; i++) {
-    body.push(`let wm${i} = ${packedComponent('w', i)};`);
+    body.push(`let wm${i} = ${reader.weight(i)};`);
     for (let j = 0; j < tp; j++) body.push(`${acc(i, j)} = fma(wm${i}, x${j}, ${acc(i, j)});`);
   }
 
@@ -70,12 +76,12 @@ export function pointwiseCode(spec: PointwiseSpec, label: string): string {
     const row = `yn + (m0 + ${i}u) * ${P / unit}u`;
     if (vec) {
       for (let v = 0; v < tp / 4; v++) {
-        const values = [0, 1, 2, 3].map((q) => `epilogue(${acc(i, v * 4 + q)})`).join(', ');
+        const values = [0, 1, 2, 3].map((q) => `epilogue(${reader.result(i, acc(i, v * 4 + q))})`).join(', ');
         stores.push(`if (${guardM}p4 + ${v}u < ${P / 4}u) { y[${row} + p4 + ${v}u] = vec4<f32>(${values}); }`);
       }
     } else {
       for (let j = 0; j < tp; j++) {
-        stores.push(`if (${guardM}p0 + ${j}u < ${P}u) { y[${row} + p0 + ${j}u] = epilogue(${acc(i, j)}); }`);
+        stores.push(`if (${guardM}p0 + ${j}u < ${P}u) { y[${row} + p0 + ${j}u] = epilogue(${reader.result(i, acc(i, j))}); }`);
       }
     }
   }
@@ -85,7 +91,7 @@ export function pointwiseCode(spec: PointwiseSpec, label: string): string {
   if (lane) params.push('@builtin(subgroup_invocation_id) sg_lane: u32');
   return `${spec.subgroups ? 'enable subgroups;\n' : ''}// ${label}: pointwise conv, ${tm} channels x ${tp} pixels per invocation
 @group(0) @binding(0) var<storage, read> x: array<${elem}>;
-@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> w: array<${reader.elementType}>;
 @group(0) @binding(2) var<storage, read_write> y: array<${elem}>;
 
 ${epilogueFunction(spec.epilogue)}
@@ -94,7 +100,7 @@ ${epilogueFunction(spec.epilogue)}
 fn main(${params.join(', ')}) {
   let n = wid.z;
   let m0 = wid.y * ${tm}u;
-  let wt = wid.y * ${tileStride4}u;
+  let wt = wid.y * ${reader.tileStride}u;
   let p0 = gid.x * ${tp}u;
   let p4 = gid.x * ${tp / unit}u;
   let xn = n * ${(C * P) / unit}u;
