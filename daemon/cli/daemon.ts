@@ -1,5 +1,6 @@
 /**
- * `edgerun daemon [--config FILE] [--port N] [--state-dir DIR] [--models DIR] [--broker URL]`: loads the
+ * `edgerun daemon [--config FILE] [--port N] [--state-dir DIR] [--models DIR] [--broker URL --device-id ID
+ * --trust PUBFILE --group NAME]`: loads the
  * configuration, starts the daemon's components in order, tells systemd READY=1, and on SIGTERM/SIGINT drains
  * and exits 0 within the configured grace (non-zero when forced). Runs until it is stopped.
  */
@@ -13,7 +14,8 @@ import { logger } from '../log.ts';
 import { parseCommandArgs } from './args.ts';
 import type { CliIO } from './main.ts';
 
-const HELP = `usage: edgerun daemon [--config FILE] [--port N] [--state-dir DIR] [--models DIR] [--broker URL]
+const HELP = `usage: edgerun daemon [--config FILE] [--port N] [--state-dir DIR] [--models DIR]
+                      [--broker URL [--device-id ID] [--trust PUBFILE]... [--group NAME]...]
 
 Serves every model package (a folder NAME/ with manifest.json and model.onnx) and every bare NAME.onnx found
 in the models folder over HTTP, speaking the Open Inference Protocol (KServe v2): /v2/health/ready,
@@ -29,8 +31,12 @@ then these flags:
   --port N           server.port (0: any free port)
   --state-dir DIR    state.dir: model store and telemetry database
   --models DIR       models.dir: packages and NAME.onnx files served at start
-  --broker URL       fleet.broker (mqtt://, mqtts://, ws://, wss://): validated and recorded only; the fleet
-                     agent that connects to it is not part of this release
+  --broker URL       fleet.broker (mqtt://, mqtts://, ws://, wss://): join the fleet on this MQTT broker —
+                     announce this device, install signed deployments, report progress (docs/PROTOCOL.md)
+  --device-id ID     fleet.deviceId: this device in topics (default: the host name)
+  --trust PUBFILE    fleet.trust: an ed25519 public key (edgerun keys generate) whose signatures are accepted;
+                     repeatable
+  --group NAME       fleet.groups: a group whose deployments this device follows; repeatable
   -h, --help         this text
 
 Under systemd (systemd/edgerun.service) it runs as Type=notify with a watchdog. SIGTERM or SIGINT: stop taking
@@ -82,6 +88,9 @@ export async function daemonCommand(args: string[], io: CliIO, options: DaemonCo
     'state-dir': { type: 'string' },
     models: { type: 'string' },
     broker: { type: 'string' },
+    'device-id': { type: 'string' },
+    trust: { type: 'string', multiple: true },
+    group: { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -95,7 +104,10 @@ export async function daemonCommand(args: string[], io: CliIO, options: DaemonCo
   const loaded = loadConfig({
     file: values.config,
     env: process.env,
-    flags: { port: values.port, stateDir: values['state-dir'], modelsDir: values.models, broker: values.broker },
+    flags: {
+      port: values.port, stateDir: values['state-dir'], modelsDir: values.models, broker: values.broker,
+      deviceId: values['device-id'], trust: values.trust, groups: values.group,
+    },
   });
   const config = loaded.config;
   logger.level = config.log.level;
@@ -133,7 +145,7 @@ export async function daemonCommand(args: string[], io: CliIO, options: DaemonCo
     overrides: Object.fromEntries(Object.entries(loaded.origins).filter(([, source]) => source === 'env' || source === 'flag')),
     stateDir: config.state.dir,
     modelsDir: config.models.dir,
-    ...(config.fleet.broker ? { broker: config.fleet.broker, brokerNote: 'the fleet agent is not part of this release: the broker is not contacted' } : {}),
+    ...(config.fleet.broker ? { broker: config.fleet.broker, deviceId: config.fleet.deviceId, groups: config.fleet.groups } : {}),
   }, 'starting edgerun daemon');
   try {
     await daemon.start();

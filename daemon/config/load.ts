@@ -9,11 +9,17 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { EdgerunError } from '../errors.ts';
+import { FLEET_NAME_PATTERN } from '../fleet/protocol.ts';
 import { CONFIG_FILE_ENV, envLayer } from './env.ts';
 import { defaultConfig } from './files.ts';
 import { configKeys } from './keys.ts';
 import type { ConfigFlags, ConfigSource, DaemonConfig, ResolvedConfig } from './types.ts';
 import { validateLayer } from './validate.ts';
+
+/** A fleet.trust entry holding the key itself rather than naming a file. */
+export function isPemText(entry: string): boolean {
+  return entry.includes('-----BEGIN ');
+}
 
 export interface LoadConfigOptions {
   /** Configuration file (.yaml, .yml or .json); without it, $EDGERUN_CONFIG names one, else there is none. */
@@ -70,12 +76,15 @@ const FLAG_KEYS: Record<keyof ConfigFlags, { path: string[]; flag: string }> = {
   stateDir: { path: ['state', 'dir'], flag: '--state-dir' },
   modelsDir: { path: ['models', 'dir'], flag: '--models' },
   broker: { path: ['fleet', 'broker'], flag: '--broker' },
+  deviceId: { path: ['fleet', 'deviceId'], flag: '--device-id' },
+  trust: { path: ['fleet', 'trust'], flag: '--trust' },
+  groups: { path: ['fleet', 'groups'], flag: '--group' },
 };
 
 function flagLayer(flags: ConfigFlags): { layer: Tree; spelledAs: Map<string, string> } {
   const layer: Tree = {};
   const spelledAs = new Map<string, string>();
-  for (const [name, raw] of Object.entries(flags) as [keyof ConfigFlags, string | number | undefined][]) {
+  for (const [name, raw] of Object.entries(flags) as [keyof ConfigFlags, string | number | string[] | undefined][]) {
     if (raw === undefined) continue;
     const spec = FLAG_KEYS[name];
     if (!spec) throw new EdgerunError('EDGERUN_ERR_CONFIG', `invalid configuration from command-line flags: unknown flag '${name}'`, { source: 'flag', flag: name });
@@ -151,6 +160,16 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     models: { dir: modelsDir },
     telemetry: { ...config.telemetry, dbFile },
     power: { ...config.power, sysfsRoot: resolvePath('power.sysfsRoot', config.power.sysfsRoot) },
+    fleet: {
+      ...config.fleet,
+      deviceId: config.fleet.deviceId ?? os.hostname(),
+      trust: config.fleet.trust.map((entry) => (isPemText(entry) ? entry : resolvePath('fleet.trust', entry))),
+    },
   };
+  if (config.fleet.broker !== null && !FLEET_NAME_PATTERN.test(resolved.fleet.deviceId)) {
+    throw new EdgerunError('EDGERUN_ERR_CONFIG',
+      `invalid configuration: fleet.deviceId is not set and the host name '${resolved.fleet.deviceId}' is not a valid device id (${FLEET_NAME_PATTERN.source}); set fleet.deviceId or --device-id`,
+      { source: 'default', key: 'fleet.deviceId' });
+  }
   return { config: resolved, file, origins };
 }

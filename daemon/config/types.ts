@@ -37,7 +37,19 @@ export interface DaemonConfig {
   };
   power: { sources: PowerSourceName[]; sysfsRoot: string; intervalMs: number; nvidiaSmi: string };
   lifecycle: { shutdownGraceMs: number; componentStopTimeoutMs: number; watchdog: boolean };
-  fleet: { broker: string | null };
+  fleet: {
+    broker: string | null;
+    deviceId: string | null;
+    groups: string[];
+    /** PEM files or PEM text. */
+    trust: string[];
+    target: string | null;
+    topicPrefix: string;
+    mqttProtocolVersion: 4 | 5;
+    maxPackageBytes: number;
+    minFreeDiskBytes: number;
+    chunkRequestTimeoutMs: number;
+  };
   log: { level: LogLevel };
 }
 
@@ -45,6 +57,8 @@ export interface ResolvedConfig extends DaemonConfig {
   state: { dir: string };
   models: { dir: string };
   telemetry: DaemonConfig['telemetry'] & { dbFile: string };
+  /** deviceId: the host name when not set; trust: file paths made absolute (PEM text kept as is). */
+  fleet: DaemonConfig['fleet'] & { deviceId: string };
 }
 
 /** Where a value came from, for error messages and the startup log. */
@@ -56,4 +70,9 @@ export interface ConfigFlags {
   stateDir?: string;
   modelsDir?: string;
   broker?: string;
+  deviceId?: string;
+  /** --trust, repeatable. */
+  trust?: string[];
+  /** --group, repeatable. */
+  groups?: string[];
 }

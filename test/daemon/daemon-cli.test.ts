@@ -14,11 +14,10 @@ async function edgerun(...args: string[]) {
   return { code, out, err };
 }
 
-t.test('--help lists the flags and says the broker is only validated for now', async (t) => {
+t.test('--help lists the flags, the fleet ones included', async (t) => {
   const r = await edgerun('daemon', '--help');
   t.equal(r.code, 0);
-  for (const flag of ['--config FILE', '--port N', '--state-dir DIR', '--models DIR', '--broker URL']) t.match(r.out, flag);
-  t.match(r.out, /validated and recorded only; the fleet\s+agent that connects to it is not part of this release/);
+  for (const flag of ['--config FILE', '--port N', '--state-dir DIR', '--models DIR', '--broker URL', '--device-id ID', '--trust PUBFILE', '--group NAME']) t.match(r.out, flag);
   t.match((await edgerun('--help')).out, /daemon\s+serve models over HTTP/, 'listed among the commands');
 });
 
