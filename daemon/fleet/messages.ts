@@ -306,6 +306,7 @@ export function parseTelemetryReport(value: unknown, topic: string): TelemetryRe
     seq: r.integer('seq', 0, Number.MAX_SAFE_INTEGER),
     windowStart: r.date('windowStart'),
     windowEnd: r.date('windowEnd'),
+    ...(r.has('dropped') ? { dropped: r.integer('dropped', 0, Number.MAX_SAFE_INTEGER) } : {}),
     models,
   };
 }
