@@ -1,0 +1,83 @@
+/**
+ * The operator side's MQTT connection (publish, rollout, fleet status): validates the broker URL, connects
+ * within a timeout (an unreachable broker is EDGERUN_ERR_FLEET_BROKER naming the URL, not a silent retry
+ * loop), and only then turns mqtt.js's reconnect on, so a broker restart in the middle of a transfer is ridden
+ * out rather than fatal.
+ */
+import crypto from 'node:crypto';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { EdgerunError } from '../errors.ts';
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+const BROKER_SCHEMES = new Set(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:']);
+const RECONNECT_PERIOD_MS = 500;
+
+export interface OperatorConnectOptions {
+  connectTimeoutMs?: number;
+  /** Client id prefix; a random suffix keeps two operators from kicking each other off. */
+  clientIdPrefix?: string;
+}
+
+/** Checks `url` names an MQTT broker (scheme and host); returns it normalised. */
+export function parseBrokerUrl(url: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new EdgerunError('EDGERUN_ERR_FLEET_BROKER', `'${url}' is not a broker URL (expected mqtt://HOST[:PORT])`, { url });
+  }
+  if (!BROKER_SCHEMES.has(parsed.protocol) || parsed.hostname === '') {
+    throw new EdgerunError('EDGERUN_ERR_FLEET_BROKER',
+      `'${url}' is not a broker URL: the scheme must be one of ${[...BROKER_SCHEMES].map((s) => s.slice(0, -1)).join(', ')} and a host is required`,
+      { url });
+  }
+  return parsed;
+}
+
+/** Connects with MQTT 5; rejects with EDGERUN_ERR_FLEET_BROKER (naming the URL) when no CONNACK comes in time. */
+export async function connectOperator(url: string, options: OperatorConnectOptions = {}): Promise<MqttClient> {
+  parseBrokerUrl(url);
+  const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const clientOptions: IClientOptions = {
+    protocolVersion: 5,
+    clientId: `${options.clientIdPrefix ?? 'edgerun-operator'}-${crypto.randomBytes(4).toString('hex')}`,
+    clean: true,
+    connectTimeout: timeoutMs,
+    reconnectPeriod: 0,
+    keepalive: 30,
+  };
+  const client = mqtt.connect(url, clientOptions);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      const settle = (error?: Error): void => {
+        clearTimeout(timer);
+        client.off('connect', onConnect);
+        client.off('error', onError);
+        client.off('close', onClose);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onConnect = (): void => settle();
+      const onError = (error: Error): void => settle(error);
+      const onClose = (): void => settle(new Error('the connection closed before the broker accepted it'));
+      client.on('connect', onConnect);
+      client.on('error', onError);
+      client.on('close', onClose);
+    });
+  } catch (error) {
+    client.end(true);
+    throw new EdgerunError('EDGERUN_ERR_FLEET_BROKER', `cannot connect to the broker at ${url}: ${(error as Error).message}`,
+      { url }, { cause: error });
+  }
+  // Errors after the first CONNACK are transient (mqtt.js reconnects); without a listener they would throw.
+  client.on('error', () => undefined);
+  client.options.reconnectPeriod = RECONNECT_PERIOD_MS;
+  return client;
+}
+
+/** The broker's receive maximum (MQTT 5 CONNACK): how many QoS 1 publishes may await PUBACK at once. */
+export function brokerReceiveMaximum(client: MqttClient): number | undefined {
+  // mqtt.js keeps the CONNACK in a field its typings mark private.
+  return (client as unknown as { connackPacket?: { properties?: { receiveMaximum?: number } } }).connackPacket?.properties?.receiveMaximum;
+}

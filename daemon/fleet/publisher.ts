@@ -1,0 +1,229 @@
+/**
+ * One deployment from the operator's side: a signed manifest published retained on one or more deploy topics,
+ * one chunk stream on its transfer topics shared by every device it reaches, ChunkRequests served until the
+ * end, and progress followed until every device has an outcome or time runs out.
+ *
+ * The first pass of chunks starts once every expected device has reported the manifest (so it has subscribed
+ * to the chunk topics and the broadcast is not lost on it) or after `startGraceMs`; a device that missed
+ * chunks, joined late or resumes after an outage asks for them with a ChunkRequest.
+ */
+import crypto from 'node:crypto';
+import type { MqttClient } from 'mqtt';
+import { EdgerunError } from '../errors.ts';
+import { logger } from '../log.ts';
+import { ChunkSender, type ChunkSenderStats, DEFAULT_SEND_WINDOW } from './chunk-sender.ts';
+import { parseChunkRequest, parseDeploymentProgress, parseJsonPayload } from './messages.ts';
+import { onlineGroupMembers, readFleet } from './fleet-view.ts';
+import { brokerReceiveMaximum } from './publisher-broker.ts';
+import type { DeployTarget } from './publisher-options.ts';
+import { buildDeploymentManifest, type PackageSource } from './publisher-package.ts';
+import { attachProgressPrinter, DeploymentTracker, type DeviceDeployment, outcomeOf } from './publisher-progress.ts';
+import { type DeploymentManifest, type FleetCommand, topics } from './protocol.ts';
+import { type SigningKey, signPayload } from './signing.ts';
+
+export const DEFAULT_START_GRACE_MS = 5_000;
+/** How long publish and rollout collect retained device statuses at most. */
+export const DEFAULT_FLEET_WAIT_MS = 2_000;
+
+export interface DeploymentOptions {
+  client: MqttClient;
+  prefix: string;
+  key: SigningKey;
+  source: PackageSource;
+  manifest: DeploymentManifest;
+  /** Deploy topics the signed manifest is published on (retained). */
+  deployTopics: string[];
+  /** Devices whose outcome the deployment waits for. */
+  expected: string[];
+  /** Publishes awaiting PUBACK at once (capped by the broker's receive maximum). */
+  window?: number;
+  startGraceMs?: number;
+  /** Where live per-device lines go (none when absent). */
+  progressStream?: NodeJS.WritableStream;
+  progressLabel?: string;
+}
+
+export interface DeploymentResult {
+  manifest: DeploymentManifest;
+  devices: DeviceDeployment[];
+  succeeded: number;
+  failed: number;
+  /** Devices without an outcome when the wait ended. */
+  pending: number;
+  timedOut: boolean;
+  elapsedMs: number;
+  sender: ChunkSenderStats;
+}
+
+export class Deployment {
+  readonly tracker: DeploymentTracker;
+  readonly sender: ChunkSender;
+  private readonly startedAt = Date.now();
+  private readonly requestTopic: string;
+  private readonly progressPrefix: string;
+  private changeWaiters: (() => void)[] = [];
+  private readonly log = logger.child({ component: 'fleet-publisher' });
+
+  constructor(private readonly options: DeploymentOptions) {
+    const { client, prefix, manifest, source } = options;
+    const brokerMax = brokerReceiveMaximum(client);
+    const window = Math.max(1, Math.min(options.window ?? DEFAULT_SEND_WINDOW, brokerMax ?? Number.MAX_SAFE_INTEGER));
+    this.sender = new ChunkSender(client, prefix, manifest, source, window);
+    this.tracker = new DeploymentTracker(manifest.deploymentId, manifest.totalBytes, options.expected);
+    this.requestTopic = topics.chunkRequest(prefix, manifest.transferId);
+    const progressWildcard = topics.allProgress(prefix);
+    this.progressPrefix = progressWildcard.slice(0, progressWildcard.indexOf('+'));
+    if (options.progressStream) attachProgressPrinter(this.tracker, options.progressStream, options.progressLabel);
+    this.tracker.onChange(() => this.wakeWaiters());
+  }
+
+  private readonly onMessage = (topic: string, payload: Buffer): void => {
+    try {
+      if (topic === this.requestTopic) {
+        const request = parseChunkRequest(parseJsonPayload(payload, topic), topic);
+        if (request.transferId !== this.options.manifest.transferId) return;
+        const added = this.sender.queueRequested(request.ranges);
+        this.log.debug({ deviceId: request.deviceId, ranges: request.ranges.length, added }, 'chunk request');
+      } else if (topic.startsWith(this.progressPrefix) && topic.endsWith('/progress') && payload.length > 0) {
+        this.tracker.apply(parseDeploymentProgress(parseJsonPayload(payload, topic), topic));
+      }
+    } catch (error) {
+      this.log.warn({ err: error, topic }, 'ignored a malformed message');
+    }
+  };
+
+  private wakeWaiters(): void {
+    const waiters = this.changeWaiters;
+    this.changeWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private async nextChange(untilMs: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, Math.max(0, untilMs - Date.now()));
+      function done(): void { clearTimeout(timer); resolve(); }
+      this.changeWaiters.push(done);
+    });
+  }
+
+  /** Subscribes, publishes the signed manifest and starts the first pass of chunks. */
+  async start(): Promise<void> {
+    const { client, prefix, key, manifest, deployTopics } = this.options;
+    client.on('message', this.onMessage);
+    await client.subscribeAsync([this.requestTopic, topics.allProgress(prefix)], { qos: 1 });
+    const envelope = JSON.stringify(signPayload(manifest, key));
+    await Promise.all(deployTopics.map((topic) => client.publishAsync(topic, envelope, { qos: 1, retain: true })));
+    const graceUntil = Date.now() + (this.options.startGraceMs ?? DEFAULT_START_GRACE_MS);
+    while (!this.tracker.allReported && !this.tracker.done && Date.now() < graceUntil) await this.nextChange(graceUntil);
+    this.sender.queueAll();
+  }
+
+  /**
+   * Waits until every device has an outcome, `deadline` (epoch ms) passes, or `stopWhen` says so (a rollout
+   * that has seen too many failures). Chunk requests are served all along.
+   */
+  async wait(deadline: number, stopWhen: (tracker: DeploymentTracker) => boolean = () => false): Promise<DeploymentResult> {
+    while (!this.tracker.done && !stopWhen(this.tracker) && Date.now() < deadline) await this.nextChange(deadline);
+    return this.result(!this.tracker.done && !stopWhen(this.tracker));
+  }
+
+  result(timedOut: boolean): DeploymentResult {
+    const devices = [...this.tracker.devices.values()];
+    return {
+      manifest: this.options.manifest,
+      devices,
+      succeeded: devices.filter((d) => outcomeOf(d) === 'succeeded').length,
+      failed: devices.filter((d) => outcomeOf(d) === 'failed').length,
+      pending: devices.filter((d) => outcomeOf(d) === 'pending').length,
+      timedOut,
+      elapsedMs: Date.now() - this.startedAt,
+      sender: { ...this.sender.stats },
+    };
+  }
+
+  /** Stops serving chunk requests. */
+  async stop(): Promise<void> {
+    const { client } = this.options;
+    client.off('message', this.onMessage);
+    if (client.connected) await client.unsubscribeAsync(this.requestTopic).catch(() => undefined);
+    this.wakeWaiters();
+  }
+
+  /**
+   * Signed `abort` to the devices still in flight, and the retained manifest cleared from the deploy topics so a
+   * reconnecting device does not pick it up again.
+   */
+  async abort(deviceIds: readonly string[], expiresInMs: number): Promise<void> {
+    const { client, prefix, key, manifest, deployTopics } = this.options;
+    for (const deviceId of deviceIds) {
+      await sendCommand(client, prefix, key, deviceId, {
+        protocol: 1, kind: 'abort', commandId: crypto.randomUUID(), deploymentId: manifest.deploymentId, ...commandTimes(expiresInMs),
+      });
+    }
+    await Promise.all(deployTopics.map((topic) => client.publishAsync(topic, '', { qos: 1, retain: true })));
+  }
+}
+
+export function commandTimes(expiresInMs: number, now = new Date()): { issuedAt: string; expiresAt: string } {
+  return { issuedAt: now.toISOString(), expiresAt: new Date(now.getTime() + expiresInMs).toISOString() };
+}
+
+/** Publishes a signed FleetCommand on a device's command topic (QoS 1, not retained). */
+export async function sendCommand(client: MqttClient, prefix: string, key: SigningKey, deviceId: string, command: FleetCommand): Promise<void> {
+  await client.publishAsync(topics.deviceCommand(prefix, deviceId), JSON.stringify(signPayload(command, key)), { qos: 1 });
+}
+
+export interface PublishOptions {
+  client: MqttClient;
+  prefix: string;
+  key: SigningKey;
+  source: PackageSource;
+  target: DeployTarget;
+  timeoutMs: number;
+  expiresInMs: number;
+  chunkBytes?: number;
+  window?: number;
+  startGraceMs?: number;
+  /** How long to collect retained device statuses (a group's online members). */
+  fleetWaitMs?: number;
+  progressStream?: NodeJS.WritableStream;
+}
+
+/**
+ * `edgerun publish`: one deployment to a device (its deploy topic) or a group (the group's deploy topic, waiting
+ * for the members online now). A group without online members is refused before anything is published.
+ */
+export async function publishPackage(options: PublishOptions): Promise<DeploymentResult> {
+  const { client, prefix, target } = options;
+  let expected: string[];
+  let deployTopics: string[];
+  if (target.kind === 'device') {
+    expected = [target.deviceId];
+    deployTopics = [topics.deviceDeploy(prefix, target.deviceId)];
+  } else {
+    const view = await readFleet(client, prefix, { waitMs: options.fleetWaitMs ?? DEFAULT_FLEET_WAIT_MS });
+    expected = onlineGroupMembers(view, target.group).map((status) => status.deviceId);
+    if (expected.length === 0) {
+      throw new EdgerunError('EDGERUN_ERR_FLEET_REJECTED',
+        `group '${target.group}' has no online device (no retained status under ${prefix} with online=true lists it); nothing was published`,
+        { group: target.group });
+    }
+    deployTopics = [topics.groupDeploy(prefix, target.group)];
+  }
+  const manifest = buildDeploymentManifest(options.source, {
+    expiresInMs: options.expiresInMs, ...(options.chunkBytes ? { chunkBytes: options.chunkBytes } : {}),
+  });
+  const deployment = new Deployment({
+    client, prefix, key: options.key, source: options.source, manifest, deployTopics, expected,
+    ...(options.window ? { window: options.window } : {}),
+    ...(options.startGraceMs !== undefined ? { startGraceMs: options.startGraceMs } : {}),
+    ...(options.progressStream ? { progressStream: options.progressStream } : {}),
+  });
+  const deadline = Date.now() + options.timeoutMs;
+  try {
+    await deployment.start();
+    return await deployment.wait(deadline);
+  } finally {
+    await deployment.stop();
+  }
+}
