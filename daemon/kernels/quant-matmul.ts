@@ -1,4 +1,9 @@
-/** Quantized matmul kernels (filled in by the owner of this file). */
+/**
+ * The quantized operator family: ONNX Q/DQ ops and integer matmul, and the fused packed-weight matmuls
+ * (edgerun.QMatMul, com.microsoft.MatMulNBits) made from them by graph/fuse-dequant.ts.
+ */
+import { ops as quantLinearOps } from './quant-linear.ts';
+import { ops as matmulIntegerOps } from './quant-matmul-integer.ts';
 import type { OpDefinition } from './types.ts';
 
-export const ops: OpDefinition[] = [];
+export const ops: OpDefinition[] = [...quantLinearOps, ...matmulIntegerOps];

@@ -1,0 +1,162 @@
+/**
+ * MatMulInteger (opset 10): int32 Y = (A - a_zero_point) · (B - b_zero_point) with NumPy batching, A and B
+ * int8/uint8, a_zero_point per tensor, b_zero_point per tensor or per column (length N). Integer tensors are
+ * i32 per element on the GPU, so the kernel accumulates exactly in i32.
+ */
+import { elementCount, makeTensor, type TensorType } from '../graph/ir.ts';
+import { quantError, requireInput } from './quant-params.ts';
+import { broadcastShapes, linearDispatch, storageBinding, stridesOf } from './shader-util.ts';
+import type { Binding, BuildContext, OpContext, OpDefinition } from './types.ts';
+
+interface IntegerProblem {
+  batchShape: number[];
+  M: number;
+  K: number;
+  N: number;
+  /** Batch strides of A and B (0 where broadcast), aligned to batchShape. */
+  aBatch: number[];
+  bBatch: number[];
+  outputShape: number[];
+  perColumnB: boolean;
+}
+
+function alignedStrides(shape: number[], batchShape: number[], matrix: number): number[] {
+  const offset = batchShape.length - shape.length;
+  const own = stridesOf(shape);
+  return batchShape.map((_, d) => (d - offset < 0 || shape[d - offset] === 1 ? 0 : own[d - offset] * matrix));
+}
+
+function integerProblem(ctx: OpContext): IntegerProblem {
+  if (ctx.inputs.length < 2 || ctx.inputs.length > 4) throw quantError(ctx, 'EDGERUN_ERR_SHAPE', `expects 2 to 4 inputs, got ${ctx.inputs.length}`);
+  const a = requireInput(ctx, 0, 'A');
+  const b = requireInput(ctx, 1, 'B');
+  for (const [index, type] of [[0, a], [1, b], [2, ctx.inputs[2]], [3, ctx.inputs[3]]] as const) {
+    if (type && type.dtype !== 'int8' && type.dtype !== 'uint8') {
+      throw quantError(ctx, 'EDGERUN_ERR_ONNX_INVALID', `input ${index} is ${type.dtype}; MatMulInteger takes int8 or uint8`, { input: index, dtype: type.dtype });
+    }
+  }
+  if (a.shape.length === 0 || b.shape.length === 0) throw quantError(ctx, 'EDGERUN_ERR_SHAPE', 'scalar operands are not allowed');
+  const aShape = a.shape.length === 1 ? [1, a.shape[0]] : [...a.shape];
+  const bShape = b.shape.length === 1 ? [b.shape[0], 1] : [...b.shape];
+  const K = aShape[aShape.length - 1];
+  const M = aShape[aShape.length - 2];
+  const N = bShape[bShape.length - 1];
+  if (bShape[bShape.length - 2] !== K) throw quantError(ctx, 'EDGERUN_ERR_SHAPE', `inner dimensions differ: A [${a.shape}] vs B [${b.shape}]`, { aShape: a.shape, bShape: b.shape });
+  const batchShape = broadcastShapes(aShape.slice(0, -2), bShape.slice(0, -2));
+  if (!batchShape) throw quantError(ctx, 'EDGERUN_ERR_SHAPE', `batch dimensions of [${a.shape}] and [${b.shape}] do not broadcast`);
+  const aZero = ctx.inputs[2];
+  if (aZero && elementCount(aZero.shape) !== 1) {
+    throw quantError(ctx, 'EDGERUN_ERR_UNSUPPORTED_OP', `a_zero_point dims [${aZero.shape}]: only a per-tensor a_zero_point is supported`, { shape: aZero.shape });
+  }
+  const bZero = ctx.inputs[3];
+  const perColumnB = !!bZero && elementCount(bZero.shape) !== 1;
+  if (bZero && perColumnB && (bZero.shape.length !== 1 || bZero.shape[0] !== N)) {
+    throw quantError(ctx, 'EDGERUN_ERR_SHAPE', `b_zero_point dims [${bZero.shape}] must be [] or [${N}]`, { shape: bZero.shape });
+  }
+  const outputShape = [...batchShape];
+  if (a.shape.length > 1) outputShape.push(M);
+  if (b.shape.length > 1) outputShape.push(N);
+  return {
+    batchShape, M, K, N, outputShape, perColumnB,
+    aBatch: alignedStrides(aShape.slice(0, -2), batchShape, M * K),
+    bBatch: alignedStrides(bShape.slice(0, -2), batchShape, K * N),
+  };
+}
+
+function batchOffset(batch: number, batchShape: number[], strides: number[]): number {
+  let offset = 0;
+  let rest = batch;
+  for (let d = batchShape.length - 1; d >= 0; d--) {
+    offset += (rest % batchShape[d]) * strides[d];
+    rest = Math.floor(rest / batchShape[d]);
+  }
+  return offset;
+}
+
+function batchOffsetWgsl(batchShape: number[], strides: number[], batch: string): string {
+  const terms: string[] = [];
+  let inner = 1;
+  for (let d = batchShape.length - 1; d >= 0; d--) {
+    if (strides[d] !== 0) terms.push(`((${batch} / ${inner}u) % ${batchShape[d]}u) * ${strides[d]}u`);
+    inner *= batchShape[d];
+  }
+  return terms.length ? terms.join(' + ') : '0u';
+}
+
+const matMulInteger: OpDefinition = {
+  opType: 'MatMulInteger',
+  sinceVersion: 10,
+  infer(ctx) {
+    return [{ dtype: 'int32', shape: integerProblem(ctx).outputShape } satisfies TensorType];
+  },
+  fold(ctx, inputs) {
+    const p = integerProblem(ctx);
+    const [a, b, aZero, bZero] = inputs;
+    const out = makeTensor('int32', p.outputShape);
+    const batches = elementCount(p.batchShape);
+    const za = aZero ? aZero.data[0] : 0;
+    for (let batch = 0; batch < batches; batch++) {
+      const aBase = batchOffset(batch, p.batchShape, p.aBatch);
+      const bBase = batchOffset(batch, p.batchShape, p.bBatch);
+      for (let m = 0; m < p.M; m++) {
+        for (let n = 0; n < p.N; n++) {
+          const zb = bZero ? bZero.data[p.perColumnB ? n : 0] : 0;
+          let acc = 0;
+          for (let k = 0; k < p.K; k++) acc += (a!.data[aBase + m * p.K + k] - za) * (b!.data[bBase + k * p.N + n] - zb);
+          out.data[(batch * p.M + m) * p.N + n] = acc;
+        }
+      }
+    }
+    return [out];
+  },
+  build(ctx: BuildContext) {
+    const p = integerProblem(ctx);
+    const count = elementCount(p.outputShape);
+    if (count === 0) return [];
+    const declarations = [storageBinding(0, 'a', 'i32', 'read'), storageBinding(1, 'b', 'i32', 'read')];
+    const bindings: Binding[] = [{ kind: 'input', index: 0 }, { kind: 'input', index: 1 }];
+    let za = '0';
+    let zb = '0';
+    if (ctx.inputs[2]) {
+      declarations.push(storageBinding(bindings.length, 'a_zero_point', 'i32', 'read'));
+      bindings.push({ kind: 'input', index: 2 });
+      za = 'a_zero_point[0]';
+    }
+    if (ctx.inputs[3]) {
+      declarations.push(storageBinding(bindings.length, 'b_zero_point', 'i32', 'read'));
+      bindings.push({ kind: 'input', index: 3 });
+      zb = p.perColumnB ? 'b_zero_point[n]' : 'b_zero_point[0]';
+    }
+    declarations.push(storageBinding(bindings.length, 'y', 'i32', 'read_write'));
+    bindings.push({ kind: 'output', index: 0 });
+    const dispatch = linearDispatch(count, 64, ctx.device.limits.maxComputeWorkgroupsPerDimension);
+    const code = `${declarations.join('\n')}
+
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${dispatch.prologue}
+  let n = idx % ${p.N}u;
+  let m = (idx / ${p.N}u) % ${p.M}u;
+  let batch = idx / ${p.M * p.N}u;
+  let aBase = ${batchOffsetWgsl(p.batchShape, p.aBatch, 'batch')} + m * ${p.K}u;
+  let bBase = ${batchOffsetWgsl(p.batchShape, p.bBatch, 'batch')} + n;
+  let za = ${za};
+  let zb = ${zb};
+  var acc = 0i;
+  for (var k = 0u; k < ${p.K}u; k = k + 1u) {
+    acc = acc + (a[aBase + k] - za) * (b[bBase + k * ${p.N}u] - zb);
+  }
+  y[idx] = acc;
+}
+`;
+    return [{
+      label: `MatMulInteger ${p.batchShape.length ? `[${p.batchShape}]×` : ''}${p.M}x${p.K}x${p.N} (${ctx.node.name})`,
+      key: `MatMulInteger b[${p.batchShape}] a[${p.aBatch}] bb[${p.bBatch}] m${p.M} k${p.K} n${p.N} za${ctx.inputs[2] ? 1 : 0} zb${ctx.inputs[3] ? (p.perColumnB ? 'c' : 1) : 0} [${dispatch.workgroups}]`,
+      code,
+      workgroups: dispatch.workgroups,
+      bindings,
+    }];
+  },
+};
+
+export const ops: OpDefinition[] = [matMulInteger];

@@ -1,0 +1,77 @@
+import t from 'tap';
+import type { DType, Tensor } from '../../daemon/graph/ir.ts';
+import { findOp } from '../../daemon/kernels/registry.ts';
+import { floatTensor, intTensor, opContextFor, randomTensor, runSingleOpOnGpu, seededRandom, type SingleOpCase } from '../helpers/kernel-harness.ts';
+import { checkCase, difference, EXACT, foldCase, type Tolerance } from '../helpers/op-compare.ts';
+
+/*
+ * DequantizeLinear is one subtraction and one multiplication in f32 on every side: exact. QuantizeLinear
+ * divides; WGSL allows division 2.5 ulp, so a quotient within a few ulp of a .5 tie may round the other way on
+ * the GPU: those cases use values away from ties (the tie cases run through fold, which divides exactly).
+ */
+const ONE_STEP: Tolerance = { abs: 1, rel: 0 };
+
+function randomInts(dtype: DType, dims: number[], seed: number, lo: number, hi: number): Tensor {
+  const rand = seededRandom(seed);
+  const count = dims.reduce((a, b) => a * b, 1);
+  return intTensor(dtype, dims, Array.from({ length: count }, () => lo + Math.floor(rand() * (hi - lo + 1))));
+}
+
+interface Case { name: string; c: SingleOpCase; tolerance?: Tolerance; oracle?: 'ort' | 'fold' }
+
+const cases: Case[] = [
+  { name: 'DequantizeLinear-10 int8 per tensor with zero point', c: { opType: 'DequantizeLinear', opset: 10, inputs: [randomInts('int8', [3, 5], 1, -128, 127), floatTensor([], [0.05]), intTensor('int8', [], [-3])] } },
+  { name: 'DequantizeLinear-13 uint8 per axis (axis 1)', c: { opType: 'DequantizeLinear', opset: 13, inputs: [randomInts('uint8', [2, 3, 4], 2, 0, 255), floatTensor([3], [0.1, 0.02, 0.3]), intTensor('uint8', [3], [128, 0, 7])], constantInputs: [1, 2] } },
+  { name: 'DequantizeLinear-13 int32 per tensor without zero point', c: { opType: 'DequantizeLinear', opset: 13, inputs: [randomInts('int32', [7], 3, -100000, 100000), floatTensor([], [0.001])] } },
+  { name: 'DequantizeLinear-13 per axis -1 (negative axis)', c: { opType: 'DequantizeLinear', opset: 13, attributes: { axis: -1 }, inputs: [randomInts('int8', [3, 2], 4, -128, 127), floatTensor([2], [0.5, 0.25])] } },
+  { name: 'DequantizeLinear-21 int4 blocks of 4 along axis 0, K = 10 not a multiple of the block', c: { opType: 'DequantizeLinear', opset: 21, attributes: { axis: 0, block_size: 4 }, inputs: [randomInts('int4', [10, 3], 5, -8, 7), randomTensor([3, 3], 6, 0.01, 0.2), randomInts('int4', [3, 3], 7, -8, 7)], constantInputs: [0, 1, 2] } },
+  { name: 'DequantizeLinear-21 uint4 blocks of 2 along axis 1, odd width, no zero point', c: { opType: 'DequantizeLinear', opset: 21, attributes: { axis: 1, block_size: 2 }, inputs: [randomInts('uint4', [3, 7], 8, 0, 15), randomTensor([3, 4], 9, 0.01, 0.2)], constantInputs: [0, 1] } },
+  { name: 'DequantizeLinear-21 uint8 blocks of 3 on a rank-3 tensor along axis 1', c: { opType: 'DequantizeLinear', opset: 21, attributes: { axis: 1, block_size: 3 }, inputs: [randomInts('uint8', [2, 5, 3], 10, 0, 255), randomTensor([2, 2, 3], 11, 0.01, 0.2), randomInts('uint8', [2, 2, 3], 12, 0, 255)], constantInputs: [1, 2] } },
+  { name: 'QuantizeLinear-10 to uint8 without zero point', tolerance: ONE_STEP, c: { opType: 'QuantizeLinear', opset: 10, inputs: [randomTensor([4, 6], 20, -1, 3), floatTensor([], [0.0123])] } },
+  { name: 'QuantizeLinear-13 int8 per axis 0 with zero point, saturating', tolerance: ONE_STEP, c: { opType: 'QuantizeLinear', opset: 13, attributes: { axis: 0 }, inputs: [randomTensor([3, 5], 21, -4, 4), floatTensor([3], [0.01, 0.05, 0.1]), intTensor('int8', [3], [0, 10, -20])], constantInputs: [1, 2] } },
+  // onnxruntime-node cannot hand int4 outputs back to JavaScript (it aborts): GPU against fold here
+  { name: 'QuantizeLinear-21 int4 blocks of 3 along axis 1', tolerance: ONE_STEP, oracle: 'fold', c: { opType: 'QuantizeLinear', opset: 21, attributes: { axis: 1, block_size: 3 }, inputs: [randomTensor([2, 7], 22, -1, 1), randomTensor([2, 3], 23, 0.05, 0.2), randomInts('int4', [2, 3], 24, -2, 2)], constantInputs: [1, 2] } },
+  { name: 'QuantizeLinear rounds halves to even and saturates', c: { opType: 'QuantizeLinear', opset: 13, inputs: [floatTensor([9], [0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 300, -300, 126.5]), floatTensor([], [1]), intTensor('int8', [], [0])], constantInputs: [1, 2] } },
+  { name: 'DynamicQuantizeLinear on a mixed-sign tensor', tolerance: ONE_STEP, c: { opType: 'DynamicQuantizeLinear', opset: 11, outputCount: 3, inputs: [randomTensor([4, 6], 30, -2, 5)] } },
+  { name: 'DynamicQuantizeLinear on an all-positive tensor (range widened to 0)', tolerance: ONE_STEP, c: { opType: 'DynamicQuantizeLinear', opset: 11, outputCount: 3, inputs: [randomTensor([9], 31, 1, 2)] } },
+  { name: 'DynamicQuantizeLinear on zeros', c: { opType: 'DynamicQuantizeLinear', opset: 11, outputCount: 3, inputs: [floatTensor([3], [0, 0, 0])] } },
+  { name: 'MatMulInteger uint8 with per-tensor A and per-column B zero points', c: { opType: 'MatMulInteger', opset: 10, inputs: [randomInts('uint8', [3, 5], 40, 0, 255), randomInts('uint8', [5, 4], 41, 0, 255), intTensor('uint8', [], [120]), randomInts('uint8', [4], 42, 100, 150)], constantInputs: [1, 3] } },
+  { name: 'MatMulInteger int8 batched A, broadcast B, no zero points', c: { opType: 'MatMulInteger', opset: 10, inputs: [randomInts('int8', [2, 3, 5], 43, -128, 127), randomInts('int8', [5, 2], 44, -128, 127)] } },
+];
+
+for (const { name, c, tolerance, oracle } of cases) {
+  if (oracle === 'fold') {
+    t.test(`${name}: GPU matches the host fold`, async (t) => {
+      const [gpu] = await runSingleOpOnGpu(c);
+      t.equal(difference(gpu, foldCase(c)[0], tolerance ?? EXACT), null);
+    });
+    continue;
+  }
+  t.test(`${name} matches onnxruntime`, async (t) => {
+    const result = await checkCase(c, tolerance ?? EXACT, { foldTolerance: EXACT });
+    t.same(result.problems, []);
+  });
+}
+
+function inferError(c: SingleOpCase): unknown {
+  try {
+    findOp('', c.opType)!.infer(opContextFor(c));
+  } catch (error) {
+    return error;
+  }
+  return null;
+}
+
+t.test('bad quantization parameters are coded errors naming the node', async (t) => {
+  const x = randomInts('int4', [10, 3], 50, -8, 7);
+  t.match(inferError({ opType: 'DequantizeLinear', opset: 21, attributes: { axis: 0, block_size: 4 }, inputs: [x, randomTensor([2, 3], 51)] }),
+    { code: 'EDGERUN_ERR_SHAPE', message: /dequantizelinear_under_test.*block_size 4 along axis 0.*expected \[3,3\]/ });
+  t.match(inferError({ opType: 'DequantizeLinear', opset: 21, attributes: { axis: 0, block_size: 4 }, inputs: [x, randomTensor([3, 3], 52), randomInts('int8', [3, 3], 53, 0, 1)] }),
+    { code: 'EDGERUN_ERR_ONNX_INVALID', message: /dequantizelinear_under_test.*x_zero_point is int8 but x is int4/ });
+  t.match(inferError({ opType: 'DequantizeLinear', opset: 13, inputs: [randomInts('int8', [2, 3], 54, 0, 1), randomTensor([2], 55)] }),
+    { code: 'EDGERUN_ERR_SHAPE', message: /dequantizelinear_under_test.*scale dims \[2\].*axis 1.*\[3\]/ });
+  t.match(inferError({ opType: 'DequantizeLinear', opset: 13, inputs: [randomInts('int4', [2, 3], 56, 0, 1), floatTensor([], [1])] }),
+    { code: 'EDGERUN_ERR_ONNX_INVALID', message: /x is int4; opset 13 allows int8, uint8, int32/ });
+  t.match(inferError({ opType: 'DequantizeLinear', opset: 21, attributes: { axis: 1, block_size: 2 }, inputs: [randomInts('uint8', [2, 3], 57, 0, 1), randomTensor([2, 2], 58), randomInts('uint8', [2, 3], 59, 0, 1)] }),
+    { code: 'EDGERUN_ERR_SHAPE', message: /zero point dims \[2,3\] differ from scale dims \[2,2\]/ });
+});
