@@ -106,14 +106,14 @@ export class Deployment {
     });
   }
 
-  /** Subscribes, publishes the signed manifest and starts the first pass of chunks. */
-  async start(): Promise<void> {
+  /** Subscribes, publishes the signed manifest and starts the first pass of chunks (by `deadline` at the latest). */
+  async start(deadline: number): Promise<void> {
     const { client, prefix, key, manifest, deployTopics } = this.options;
     client.on('message', this.onMessage);
     await client.subscribeAsync([this.requestTopic, topics.allProgress(prefix)], { qos: 1 });
     const envelope = JSON.stringify(signPayload(manifest, key));
     await Promise.all(deployTopics.map((topic) => client.publishAsync(topic, envelope, { qos: 1, retain: true })));
-    const graceUntil = Date.now() + (this.options.startGraceMs ?? DEFAULT_START_GRACE_MS);
+    const graceUntil = Math.min(deadline, Date.now() + (this.options.startGraceMs ?? DEFAULT_START_GRACE_MS));
     while (!this.tracker.allReported && !this.tracker.done && Date.now() < graceUntil) await this.nextChange(graceUntil);
     this.sender.queueAll();
   }
@@ -221,7 +221,7 @@ export async function publishPackage(options: PublishOptions): Promise<Deploymen
   });
   const deadline = Date.now() + options.timeoutMs;
   try {
-    await deployment.start();
+    await deployment.start(deadline);
     return await deployment.wait(deadline);
   } finally {
     await deployment.stop();

@@ -1,0 +1,111 @@
+/** `edgerun publish` against a real broker: a signed chunked deployment to one device and to a group, resends on request, failures. */
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import t from 'tap';
+import { main } from '../../daemon/cli/main.ts';
+import { generateKeyPair, readPublicKey } from '../../daemon/fleet/signing.ts';
+import { startBroker } from '../helpers/mqtt-broker.ts';
+import { ModelBuilder } from '../helpers/onnx-builder.ts';
+import { writePackage } from '../helpers/package-builder.ts';
+import { SimulatedDevice } from './helpers/simulated-device.ts';
+
+async function edgerun(...args: string[]) {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (chunk) => { out += chunk; });
+  stderr.on('data', (chunk) => { err += chunk; });
+  const code = await main(args, { stdout, stderr });
+  return { code, out, err };
+}
+
+const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgerun-publish-'));
+const broker = await startBroker();
+t.teardown(async () => {
+  await broker.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+const keyPrefix = path.join(dir, 'operator');
+await generateKeyPair(keyPrefix);
+const trusted = [await readPublicKey(`${keyPrefix}.pub`)];
+
+const model = new ModelBuilder({ opset: 17 }).input('x', 'float32', [1, 4]).node('Relu', ['x'], ['y']).output('y', 'float32', [1, 4]).toBytes();
+const payload = crypto.randomBytes(200_000);
+const pkg = await writePackage(path.join(dir, 'pkg'), { name: 'relu', version: '2.0', model, extraFiles: { 'weights.bin': payload } });
+const common = ['--broker', broker.url, '--key', `${keyPrefix}.key`, '--chunk-bytes', '16384', '--timeout', '20s', '--json'];
+
+t.test('one device receives every file intact and goes active; progress lines and a JSON outcome', async (t) => {
+  const device = await SimulatedDevice.start({ brokerUrl: broker.url, deviceId: 'cam-1', trusted });
+  t.teardown(() => device.stop());
+  const r = await edgerun('publish', pkg.dir, '--to', 'cam-1', ...common);
+  t.equal(r.code, 0, r.err);
+  const outcome = JSON.parse(r.out);
+  t.equal(outcome.succeeded, 1);
+  t.equal(outcome.devices[0].deviceId, 'cam-1');
+  t.equal(outcome.devices[0].state, 'active');
+  t.equal(outcome.resentBytes, 0, 'nothing resent when nothing was lost');
+  t.match(r.err, /cam-1 {2}active {2}100% {2}[\d.]+ MB\/s/);
+  t.same(device.files.get('weights.bin'), payload);
+  t.same(device.files.get('manifest.json'), await fs.readFile(path.join(pkg.dir, 'manifest.json')));
+  t.equal(device.manifests[0]!.files[0]!.path, 'manifest.json', 'manifest.json travels first');
+  t.equal(device.manifests[0]!.chunkCount, Math.ceil(outcome.totalBytes / 16384));
+  t.equal(device.rejected.length, 0, 'the manifest signature verified');
+});
+
+t.test('chunks a device lost are resent when it asks for them, and only those', async (t) => {
+  const lost = new Set([1, 4, 5, 9]);
+  const device = await SimulatedDevice.start({ brokerUrl: broker.url, deviceId: 'cam-2', trusted, dropFirst: (i) => lost.has(i), requestAfterMs: 200 });
+  t.teardown(() => device.stop());
+  const r = await edgerun('publish', pkg.dir, '--to', 'cam-2', ...common);
+  t.equal(r.code, 0, r.err);
+  const outcome = JSON.parse(r.out);
+  t.equal(outcome.requestedChunks, lost.size);
+  t.equal(outcome.resentBytes, lost.size * 16384);
+  t.ok(device.requestsSent >= 1);
+  t.same(device.files.get('weights.bin'), payload);
+});
+
+t.test('a group deployment reaches its online members through the group topic', async (t) => {
+  const a = await SimulatedDevice.start({ brokerUrl: broker.url, deviceId: 'g-a', groups: ['yard'], trusted });
+  const b = await SimulatedDevice.start({ brokerUrl: broker.url, deviceId: 'g-b', groups: ['yard', 'north'], trusted });
+  const other = await SimulatedDevice.start({ brokerUrl: broker.url, deviceId: 'g-other', groups: ['south'], trusted });
+  t.teardown(async () => { await a.stop(); await b.stop(); await other.stop(); });
+  const r = await edgerun('publish', pkg.dir, '--to', 'group:yard', ...common);
+  t.equal(r.code, 0, r.err);
+  const outcome = JSON.parse(r.out);
+  t.same(outcome.devices.map((d: { deviceId: string }) => d.deviceId).sort(), ['g-a', 'g-b']);
+  t.equal(outcome.sentBytes, outcome.totalBytes, 'one chunk stream serves both devices');
+  t.same(a.files.get('weights.bin'), payload);
+  t.same(b.files.get('weights.bin'), payload);
+  t.equal(other.manifests.length, 0, 'a device outside the group gets nothing');
+});
+
+t.test('a device that reports a failure makes publish exit 1 and name the reason', async (t) => {
+  const device = await SimulatedDevice.start({
+    brokerUrl: broker.url, deviceId: 'cam-3', trusted, failWith: { code: 'EDGERUN_ERR_GATE_FAILED', reason: 'agreement 0.42 below 0.99' },
+  });
+  t.teardown(() => device.stop());
+  const r = await edgerun('publish', pkg.dir, '--to', 'cam-3', ...common);
+  t.equal(r.code, 1);
+  t.equal(JSON.parse(r.out).failed, 1);
+  t.match(r.err, /cam-3: failed — EDGERUN_ERR_GATE_FAILED: agreement 0.42 below 0.99/);
+});
+
+t.test('a device that never answers leaves publish without an outcome at --timeout', async (t) => {
+  const r = await edgerun('publish', pkg.dir, '--to', 'nobody-home', ...common.slice(0, -3), '--timeout', '1500ms', '--json');
+  t.equal(r.code, 1);
+  const outcome = JSON.parse(r.out);
+  t.equal(outcome.pending, 1);
+  t.equal(outcome.timedOut, true);
+  t.match(r.err, /nobody-home: no outcome \(last state waiting\)/);
+});
+
+t.test('a group with no online member is refused before anything is published', async (t) => {
+  const r = await edgerun('publish', pkg.dir, '--to', 'group:empty', ...common);
+  t.equal(r.code, 1);
+  t.match(r.err, /EDGERUN_ERR_FLEET_REJECTED: group 'empty' has no online device/);
+});
