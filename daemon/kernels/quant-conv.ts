@@ -1,4 +1,98 @@
-/** Quantized conv kernels (filled in by the owner of this file). */
-import type { OpDefinition } from './types.ts';
+/**
+ * `edgerun.QConv`: Conv with INT8/INT4 weights (per tensor, per output channel, or blocks along the input
+ * channels), made by the fusion pass from DequantizeLinear(constant W) → Conv. It runs the FP32 conv's
+ * kernels — the pointwise GEMM for 1×1 stride-1 unpadded convs, the direct convolution for everything else
+ * (k×k, strides, pads, dilations, groups, depthwise) — with a weight reader that keeps W packed on the GPU
+ * and dequantizes it in the channel loop (quant-conv-weights.ts). No float copy of W ever exists.
+ */
+import type { BuildContext, KernelProgram, OpDefinition } from './types.ts';
+import { directBindings, directCode, directDispatch, directKey, directLayout, type DirectAxis, type DirectSpec } from './conv-direct.ts';
+import { toThree } from './conv.ts';
+import { pointwiseCode, pointwiseDispatch, pointwiseKey, type PointwiseSpec } from './conv-pointwise.ts';
+import { channelTile, checkDispatch, spatialTile, useSubgroupBroadcast, workgroupFor } from './conv-wgsl.ts';
+import { packQuantWeights, quantWeightReader } from './quant-conv-weights.ts';
+import { qconvShape, type QConvShape } from './quant-conv-shape.ts';
 
-export const ops: OpDefinition[] = [];
+function title(shape: QConvShape): string {
+  const g = shape.geometry;
+  const scales = shape.layout.kind === 'block' ? `block${shape.layout.blockSize}` : shape.layout.kind;
+  return `QConv ${shape.weightDType} ${scales} ${g.kernel.join('x')} s${g.strides.join('x')} g${shape.group}`;
+}
+
+function buildQConv(ctx: BuildContext): KernelProgram[] {
+  const { node, device } = ctx;
+  const shape = qconvShape(ctx);
+  const { geometry: g, group } = shape;
+  const [batch, inChannels] = shape.x.shape;
+  const outChannels = shape.w[0];
+  const cg = inChannels / group;
+  const mg = outChannels / group;
+  const subgroups = useSubgroupBroadcast(device);
+  const cpu = device.isCpu;
+  // The WGSL carries the title, never the node name: equal keys must mean identical code across nodes.
+  const name = title(shape);
+  const label = `${name} (${node.name})`;
+  const kernelSize = g.kernel.reduce((a, b) => a * b, 1);
+  const pointwise = group === 1 && kernelSize === 1 && g.strides.every((s) => s === 1)
+    && g.padBegin.every((p) => p === 0) && g.padEnd.every((p) => p === 0);
+
+  if (pointwise) {
+    const pixels = g.output.reduce((a, b) => a * b, 1);
+    const tp = cpu ? 8 : 4;
+    const tm = channelTile(outChannels, cpu ? 16 : 8);
+    const tile = { groups: 1, mg: outChannels, tm, cg: inChannels, taps: [0] };
+    const spec: PointwiseSpec = {
+      batch, inChannels, outChannels, pixels, tm, tp,
+      workgroup: workgroupFor(Math.ceil(pixels / tp), device), subgroups, epilogue: ctx.epilogue,
+      weights: quantWeightReader(shape, tile),
+    };
+    const workgroups = pointwiseDispatch(spec);
+    checkDispatch(node, device, workgroups);
+    return [{
+      label, key: `${pointwiseKey(spec)}:${name}`, code: pointwiseCode(spec, name), workgroups,
+      bindings: [{ kind: 'input', index: 0 }, { kind: 'constant', data: packQuantWeights(shape, tile) }, { kind: 'output', index: 0 }],
+    }];
+  }
+
+  const input = toThree(g.input, 1);
+  const output = toThree(g.output, 1);
+  const kernel = toThree(g.kernel, 1);
+  const strides = toThree(g.strides, 1);
+  const dilations = toThree(g.dilations, 1);
+  const padBegin = toThree(g.padBegin, 0);
+  const axes = [0, 1, 2].map((a): DirectAxis => ({
+    count: output[a], start: 0, step: 1, scale: strides[a], offset: -padBegin[a],
+    taps: Array.from({ length: kernel[a] }, (_, k) => ({ k, off: k * dilations[a] })),
+    inSize: input[a], outSize: output[a],
+  })) as [DirectAxis, DirectAxis, DirectAxis];
+  const depthwise = cg === 1 && mg === 1;
+  // the FP32 direct conv's tiles (measured on lavapipe with the PaddleOCR layers)
+  const tx = Math.min(cpu ? spatialTile(output[2], [8, 4]) : 4, output[2]);
+  const ty = Math.min(depthwise ? (cpu ? 4 : 2) : 1, output[1]);
+  const spec: DirectSpec = {
+    batch, inChannels, outChannels, groups: group, kernel, axes,
+    tm: channelTile(mg, cpu ? 8 : 4), ty, tx,
+    workgroup: depthwise ? 64 : workgroupFor(output[0] * Math.ceil(output[1] / ty) * Math.ceil(output[2] / tx), device),
+    subgroups, epilogue: ctx.epilogue,
+  };
+  const tile = directLayout(spec);
+  spec.weights = quantWeightReader(shape, tile);
+  const workgroups = directDispatch(spec);
+  checkDispatch(node, device, workgroups);
+  return [{
+    label, key: `${directKey(spec)}:${name}`, code: directCode(spec, name), workgroups,
+    bindings: directBindings(spec, { kind: 'constant', data: packQuantWeights(shape, tile) }),
+  }];
+}
+
+export const ops: OpDefinition[] = [
+  {
+    opType: 'QConv',
+    domain: 'edgerun',
+    infer(ctx) {
+      const shape = qconvShape(ctx);
+      return [{ dtype: 'float32', shape: shape.output }];
+    },
+    build: buildQConv,
+  },
+];

@@ -1,0 +1,135 @@
+import t from 'tap';
+import { isEdgerunError } from '../../daemon/errors.ts';
+import type { DType, Tensor } from '../../daemon/graph/ir.ts';
+import { findOp } from '../../daemon/kernels/registry.ts';
+import type { Epilogue } from '../../daemon/kernels/types.ts';
+import {
+  buildSingleOp, compareTensors, opContextFor, randomTensor, runSingleOpOnGpu, runSingleOpOnOrt, seededRandom, type AttrInput, type SingleOpCase,
+} from '../helpers/kernel-harness.ts';
+
+type WeightDType = 'int8' | 'uint8' | 'int4' | 'uint4';
+
+interface QCase {
+  name: string;
+  x: number[];
+  w: number[];
+  dtype: WeightDType;
+  /** Scale granularity: one value, one per output channel, or blocks of this many input channels. */
+  scales: 'tensor' | 'channel' | number;
+  zeroPoint?: boolean;
+  bias?: boolean;
+  attributes?: Record<string, AttrInput>;
+}
+
+const RANGE: Record<WeightDType, [number, number]> = { int8: [-128, 127], uint8: [0, 255], int4: [-8, 7], uint4: [0, 15] };
+
+// Small shapes (lavapipe compiles each kernel in seconds) covering every path: the pointwise GEMM (vec4 and
+// scalar pixels, partial channel tiles), the direct conv (k×k, strides, pads, dilations, groups, depthwise),
+// every weight dtype, per-tensor / per-channel / block scales with and without zero points, one block and
+// several blocks (with a partial last block).
+const cases: QCase[] = [
+  { name: 'pointwise int8 per-channel symmetric, bias', x: [1, 16, 8, 8], w: [24, 16, 1, 1], dtype: 'int8', scales: 'channel', bias: true },
+  { name: 'pointwise uint8 per-channel asymmetric, partial tile, odd pixels', x: [1, 6, 5, 7], w: [18, 6, 1, 1], dtype: 'uint8', scales: 'channel', zeroPoint: true },
+  { name: 'pointwise int4 blocks of 32 (two blocks), bias', x: [1, 64, 4, 8], w: [16, 64, 1, 1], dtype: 'int4', scales: 32, bias: true },
+  { name: 'pointwise uint4 blocks of 32 with zero points, partial last block', x: [1, 40, 3, 4], w: [12, 40, 1, 1], dtype: 'uint4', scales: 32, zeroPoint: true },
+  { name: 'pointwise int8 per-tensor on a 1x1 map', x: [1, 24, 1, 1], w: [20, 24, 1, 1], dtype: 'int8', scales: 'tensor', bias: true },
+  { name: '3x3 p1 int8 per-channel asymmetric, bias', x: [1, 8, 6, 6], w: [12, 8, 3, 3], dtype: 'int8', scales: 'channel', zeroPoint: true, bias: true, attributes: { pads: [1, 1, 1, 1] } },
+  { name: '3x3 s2 p1 int4 one block of 32', x: [1, 32, 9, 9], w: [8, 32, 3, 3], dtype: 'int4', scales: 32, attributes: { strides: [2, 2], pads: [1, 1, 1, 1] } },
+  { name: '3x3 uint4 blocks of 16 with zero points (three blocks)', x: [1, 48, 5, 5], w: [6, 48, 3, 3], dtype: 'uint4', scales: 16, zeroPoint: true, bias: true },
+  { name: 'depthwise 3x3 s1 p1 int8 per-channel', x: [1, 16, 9, 11], w: [16, 1, 3, 3], dtype: 'int8', scales: 'channel', bias: true, attributes: { group: 16, pads: [1, 1, 1, 1] } },
+  { name: 'depthwise 3x3 s2 p1 int4 blocks (one per tap)', x: [1, 8, 10, 10], w: [8, 1, 3, 3], dtype: 'int4', scales: 32, bias: true, attributes: { group: 8, strides: [2, 2], pads: [1, 1, 1, 1] } },
+  { name: 'grouped 3x3 uint8 per-tensor with zero point', x: [1, 8, 6, 6], w: [12, 4, 3, 3], dtype: 'uint8', scales: 'tensor', zeroPoint: true, attributes: { group: 2, pads: [1, 0, 1, 0] } },
+  { name: 'dilation 2, asymmetric pads, int8 per-channel', x: [1, 5, 10, 9], w: [7, 5, 3, 3], dtype: 'int8', scales: 'channel', attributes: { dilations: [2, 2], pads: [2, 1, 0, 2] } },
+  { name: 'SAME_UPPER stride 2 (odd total pad) uint8 per-channel with zero points', x: [1, 4, 8, 8], w: [5, 4, 3, 3], dtype: 'uint8', scales: 'channel', zeroPoint: true, attributes: { auto_pad: 'SAME_UPPER', strides: [2, 2] } },
+  { name: '1x1 stride 2 (direct path) uint4 per-channel with zero points', x: [1, 8, 9, 9], w: [12, 8, 1, 1], dtype: 'uint4', scales: 'channel', zeroPoint: true, bias: true, attributes: { strides: [2, 2] } },
+];
+
+function intValues(dtype: WeightDType, count: number, seed: number): Int32Array {
+  const [lo, hi] = RANGE[dtype];
+  const random = seededRandom(seed);
+  return Int32Array.from({ length: count }, () => lo + Math.floor(random() * (hi - lo + 1)));
+}
+
+function scaleDims(c: QCase): number[] {
+  if (c.scales === 'tensor') return [];
+  if (c.scales === 'channel') return [c.w[0]];
+  return [c.w[0], Math.ceil(c.w[1] / c.scales), ...c.w.slice(2)];
+}
+
+interface Built {
+  quantized: SingleOpCase;
+  /** The same conv with W dequantized on the host exactly as DequantizeLinear does: f32((q − z) · s). */
+  reference: SingleOpCase;
+}
+
+function makeCase(c: QCase, seed: number, epilogue?: Epilogue, device?: SingleOpCase['device']): Built {
+  const count = c.w.reduce((a, b) => a * b, 1);
+  const q = intValues(c.dtype, count, seed);
+  const sDims = scaleDims(c);
+  const sCount = sDims.reduce((a, b) => a * b, 1);
+  const random = seededRandom(seed + 1);
+  // scales around 1/range so that dequantized weights stay within about ±1
+  const span = RANGE[c.dtype][1] - RANGE[c.dtype][0];
+  const scale = Float32Array.from({ length: sCount }, () => (0.5 + random()) / span);
+  const zp = c.zeroPoint ? intValues(c.dtype, sCount, seed + 2) : null;
+  const kernelVolume = c.w.slice(2).reduce((a, b) => a * b, 1);
+  const dequantized = new Float32Array(count);
+  for (let index = 0; index < count; index++) {
+    const m = Math.floor(index / (c.w[1] * kernelVolume));
+    const ci = Math.floor(index / kernelVolume) % c.w[1];
+    const tap = index % kernelVolume;
+    const s = typeof c.scales === 'number'
+      ? (m * Math.ceil(c.w[1] / c.scales) + Math.floor(ci / c.scales)) * kernelVolume + tap
+      : c.scales === 'channel' ? m : 0;
+    dequantized[index] = Math.fround((q[index] - (zp ? zp[s] : 0)) * scale[s]);
+  }
+  const x = randomTensor(c.x, seed + 3);
+  const bias = c.bias ? randomTensor([c.w[0]], seed + 4) : null;
+  const attributes = { ...c.attributes };
+  const quantAttributes = { ...attributes, axis: typeof c.scales === 'number' ? 1 : 0, block_size: typeof c.scales === 'number' ? c.scales : 0 };
+  const quantized: SingleOpCase = {
+    opType: 'QConv', domain: 'edgerun',
+    inputs: [
+      x,
+      { dtype: c.dtype as DType, dims: c.w, data: q },
+      { dtype: 'float32', dims: sDims, data: scale },
+      zp ? { dtype: c.dtype as DType, dims: sDims, data: zp } : null,
+      bias,
+    ],
+    constantInputs: [1, 2, 3, 4],
+    attributes: quantAttributes,
+    ...(epilogue ? { epilogue } : {}),
+    ...(device ? { device } : {}),
+  };
+  const reference: SingleOpCase = {
+    opType: 'Conv', opset: 11,
+    inputs: [x, { dtype: 'float32', dims: c.w, data: dequantized }, ...(bias ? [bias] : [])],
+    constantInputs: [1, 2], attributes,
+  };
+  return { quantized, reference };
+}
+
+/**
+ * The GPU multiplies the same f32 weights as onnxruntime (block scales), or sums (q − z)·x and scales the
+ * sum once (per-channel scales): either way only the f32 rounding of K = C/group · kernel-volume products,
+ * summed in another order, differs, about K · 2^-22 · max(1, |y|max) as for the FP32 Conv.
+ */
+function tolerance(c: QCase, expected: Tensor): number {
+  const k = c.w.slice(1).reduce((a, b) => a * b, 1) + (c.bias ? 1 : 0);
+  let peak = 1;
+  for (const v of expected.data) peak = Math.max(peak, Math.abs(v));
+  return k * 2 ** -22 * peak;
+}
+
+t.test('QConv matches onnxruntime running Conv on the dequantized weights', async (t) => {
+  let seed = 300;
+  for (const c of cases) {
+    seed += 10;
+    const { quantized, reference } = makeCase(c, seed);
+    const [gpu] = await runSingleOpOnGpu(quantized);
+    const [expected] = await runSingleOpOnOrt(reference, ['float32']);
+    const diff = compareTensors(gpu, expected);
+    t.equal(diff.mismatch, undefined, `${c.name}: shape`);
+    t.ok(diff.maxAbs <= tolerance(c, expected), `${c.name}: max |diff| ${diff.maxAbs.toExponential(2)} within ${tolerance(c, expected).toExponential(2)}`);
+  }
+});
