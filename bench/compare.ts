@@ -42,7 +42,7 @@ function stats(times: number[]): { median: number; p95: number } {
   return { median: at(0.5), p95: at(0.95) };
 }
 
-async function measureInChild(engine: PeerName, modelPath: string, inputs: Map<string, number[]>, runs: number, timeoutMs: number): Promise<MeasureResult> {
+export async function measureInChild(engine: PeerName, modelPath: string, inputs: Map<string, number[]>, runs: number, timeoutMs: number): Promise<MeasureResult> {
   const fromSource = import.meta.url.endsWith('.ts');
   const script = fileURLToPath(new URL(`./measure.${fromSource ? 'ts' : 'js'}`, import.meta.url));
   const args = [...(fromSource ? ['--import', 'tsx'] : []), script, '--engine', engine, '--model', modelPath, '--runs', String(runs),

@@ -17,6 +17,8 @@ export interface MeasureResult {
   times: number[];
   adapter?: string;
   plan?: { pipelines: number; dispatches: number; flops: number; compileMs: number; gpuLoadMs: number; activationBytes: number; constantBytes: number };
+  /** The measuring process's peak resident set size. */
+  peakRssBytes?: number;
   /** Outputs (float32) as base64, for cross-engine agreement checks. */
   outputs: Record<string, { dims: number[]; base64: string }>;
 }
@@ -114,6 +116,7 @@ async function main(): Promise<void> {
   const measure = { edgerun: measureEdgerun, 'ort-node': measureOrtNode, 'ort-web': measureOrtWeb }[values.engine ?? ''];
   if (!measure) throw new Error(`unknown engine '${values.engine}'`);
   const result = await measure(modelPath, inputs, runs, warmup);
+  result.peakRssBytes = process.resourceUsage().maxRSS * 1024;
   // process.exit() would cut a large line short on a pipe: wait until it is flushed
   await new Promise<void>((resolve) => process.stdout.write(`${JSON.stringify(result)}\n`, () => resolve()));
 }
