@@ -149,17 +149,19 @@ export class Deployment {
     this.wakeWaiters();
   }
 
-  /**
-   * Signed `abort` to the devices still in flight, and the retained manifest cleared from the deploy topics so a
-   * reconnecting device does not pick it up again.
-   */
+  /** Signed `abort` to devices still in flight. */
   async abort(deviceIds: readonly string[], expiresInMs: number): Promise<void> {
-    const { client, prefix, key, manifest, deployTopics } = this.options;
+    const { client, prefix, key, manifest } = this.options;
     for (const deviceId of deviceIds) {
       await sendCommand(client, prefix, key, deviceId, {
         protocol: 1, kind: 'abort', commandId: crypto.randomUUID(), deploymentId: manifest.deploymentId, ...commandTimes(expiresInMs),
       });
     }
+  }
+
+  /** Deletes the retained manifest from the deploy topics, so a device that reconnects later does not pick it up. */
+  async clearRetained(): Promise<void> {
+    const { client, deployTopics } = this.options;
     await Promise.all(deployTopics.map((topic) => client.publishAsync(topic, '', { qos: 1, retain: true })));
   }
 }

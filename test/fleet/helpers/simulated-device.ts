@@ -24,6 +24,8 @@ export interface SimulatedDeviceOptions {
   models?: DeviceModelState[];
   /** Report this failure instead of going active once the package is complete. */
   failWith?: { code: string; reason: string };
+  /** Wait this long after the package is complete before reporting the outcome. */
+  outcomeDelayMs?: number;
   /** Chunks lost on their first delivery (the device must ask for them again). */
   dropFirst?: (index: number) => boolean;
   /** Quiet time after which missing chunks are requested. */
@@ -155,8 +157,10 @@ export class SimulatedDevice {
       files.set(file.path, Buffer.from(bytes));
     }
     this.files = files;
-    if (this.options.failWith) this.report('failed', this.options.failWith);
-    else this.report('active');
+    setTimeout(() => {
+      if (this.options.failWith) this.report('failed', this.options.failWith);
+      else this.report('active');
+    }, this.options.outcomeDelayMs ?? 0);
   }
 
   private report(state: DeploymentState, failure?: { code: string; reason: string }): void {
