@@ -34,7 +34,8 @@ export function pointwiseLayout(spec: PointwiseSpec): PackedWeightLayout {
 }
 
 export function pointwiseKey(spec: PointwiseSpec): string {
-  return `conv-pw:n${spec.batch}:c${spec.inChannels}:m${spec.outChannels}:p${spec.pixels}:t${spec.tm}x${spec.tp}:wg${spec.workgroup}:sg${spec.subgroups ? 1 : 0}:${epilogueKey(spec.epilogue)}`;
+  return `conv-pw:n${spec.batch}:c${spec.inChannels}:m${spec.outChannels}:p${spec.pixels}:t${spec.tm}x${spec.tp}:wg${spec.workgroup}:sg${spec.subgroups ? 1 : 0}:${epilogueKey(spec.epilogue)}`
+    + (spec.weights?.key ? `:${spec.weights.key}` : '');
 }
 
 export function pointwiseDispatch(spec: PointwiseSpec): [number, number, number] {
