@@ -6,7 +6,8 @@
  *
  *   header   bias[tm] (f32 bits)
  *            per-tensor / per-channel: scale[tm] (f32 bits), then zero point[tm] (i32) when present
- *            blocks along C: for each block b: scale[tap·tm + i] (f32 bits), then zero point[tap·tm + i] when present
+ *            blocks along C: for each block b: scale[tap·tm + i] (f32 bits), then when present the zero points
+ *            [tap·tm + i] as bytes, four to a word (so GPU bytes stay close to the ONNX tensors' bytes)
  *   weights  for each input channel c of the group: tap·tm + i values, `bits` each, packed into whole u32
  *            words in the order of daemon/quant/packing.ts (value j of a word in bits [j·bits, (j+1)·bits))
  *
@@ -45,7 +46,7 @@ function wordLayout(shape: QConvShape, tile: QuantTileLayout): WordLayout {
   const values = tile.taps.length * tile.tm;
   const wordsPerChannel = Math.ceil((values * shape.bits) / 32);
   const zp = shape.zeroPoint !== null;
-  const blockWords = shape.layout.kind === 'block' ? values * (zp ? 2 : 1) : 0;
+  const blockWords = shape.layout.kind === 'block' ? values + (zp ? Math.ceil(values / 4) : 0) : 0;
   const header = shape.layout.kind === 'block' ? tile.tm + shape.layout.blocks * blockWords : tile.tm * (zp ? 3 : 2);
   return {
     tilesPerGroup: Math.ceil(tile.mg / tile.tm), values, wordsPerChannel, blockWords, header,
@@ -80,7 +81,8 @@ export function packQuantWeights(shape: QConvShape, tile: QuantTileLayout): Uint
             tile.taps.forEach((tap, k) => {
               const source = (m * layout.blocks + b) * kernelVolume + tap;
               floats[blockBase + k * tile.tm + i] = scale[source];
-              if (zp) ints[blockBase + words.values + k * tile.tm + i] = zp[source];
+              const index = k * tile.tm + i;
+              if (zp) out[blockBase + words.values + (index >> 2)] |= (zp[source] & 0xff) << ((index & 3) * 8);
             });
           }
         } else {
@@ -116,17 +118,17 @@ export function quantWeightReader(shape: QConvShape, tile: QuantTileLayout): Con
   // a single block (C/group ≤ block_size) is loaded once, before the loop
   const reloads = layout.kind === 'block' && layout.blocks > 1;
 
-  const integer = (index: number): string => {
-    const word = `qw${Math.floor((index * bits) / 32)}`;
-    const offset = (index * bits) % 32;
-    return signed ? `extractBits(bitcast<i32>(${word}), ${offset}u, ${bits}u)` : `i32(extractBits(${word}, ${offset}u, ${bits}u))`;
-  };
+  // zero points share the weights' signedness, so one extraction serves both
+  const extract = (word: string, offset: number, width: number): string => (signed
+    ? `extractBits(bitcast<i32>(${word}), ${offset}u, ${width}u)`
+    : `i32(extractBits(${word}, ${offset}u, ${width}u))`);
+  const integer = (index: number): string => extract(`qw${Math.floor((index * bits) / 32)}`, (index * bits) % 32, bits);
   const blockLoads = (base: string, lane: string | null, declare: boolean): string[] => {
     const lines = uniformVec4Loads('w', base, words.blockWords, 'qk', lane);
     const bind = declare ? 'let ' : '';
     for (let k = 0; k < words.values; k++) {
       lines.push(`${bind}qs${k} = bitcast<f32>(qk${k});`);
-      if (zp) lines.push(`${bind}qz${k} = bitcast<i32>(qk${words.values + k});`);
+      if (zp) lines.push(`${bind}qz${k} = ${extract(`qk${words.values + (k >> 2)}`, (k & 3) * 8, 8)};`);
     }
     return lines;
   };

@@ -133,3 +133,126 @@ t.test('QConv matches onnxruntime running Conv on the dequantized weights', asyn
     t.ok(diff.maxAbs <= tolerance(c, expected), `${c.name}: max |diff| ${diff.maxAbs.toExponential(2)} within ${tolerance(c, expected).toExponential(2)}`);
   }
 });
+
+t.test('QConv matches onnxruntime with GPU tilings and without subgroups', async (t) => {
+  const variants = [
+    { name: 'gpu', device: { isCpu: false, features: new Set<string>() } },
+    { name: 'cpu without subgroups', device: { isCpu: true, features: new Set<string>() } },
+  ];
+  const picked = cases.filter((c) => /partial last block|three blocks|depthwise 3x3 s2/.test(c.name));
+  let seed = 1300;
+  for (const variant of variants) {
+    for (const c of picked) {
+      seed += 10;
+      const { quantized, reference } = makeCase(c, seed, undefined, variant.device);
+      const [gpu] = await runSingleOpOnGpu(quantized);
+      const [expected] = await runSingleOpOnOrt(reference, ['float32']);
+      const diff = compareTensors(gpu, expected);
+      t.ok(diff.mismatch === undefined && diff.maxAbs <= tolerance(c, expected), `${variant.name}, ${c.name}: max |diff| ${diff.maxAbs.toExponential(2)}`);
+    }
+  }
+});
+
+const hardSwishChain: Epilogue = {
+  steps: [
+    { opType: 'Add', args: [{ input: 0 }, { literal: 3 }], attributes: {}, dtype: 'float32' },
+    { opType: 'Clip', args: [{ step: 0 }], attributes: { min: 0, max: 6 }, dtype: 'float32' },
+    { opType: 'Mul', args: [{ input: 0 }, { step: 1 }], attributes: {}, dtype: 'float32' },
+    { opType: 'Div', args: [{ step: 2 }, { literal: 6 }], attributes: {}, dtype: 'float32' },
+  ],
+  result: 3,
+};
+const relu: Epilogue = { steps: [{ opType: 'Relu', args: [{ input: 0 }], attributes: {}, dtype: 'float32' }], result: 0 };
+
+t.test('QConv applies a fused epilogue after dequantization, scale and bias', async (t) => {
+  const runs = [
+    { c: cases.find((c) => /pointwise int8 per-channel/.test(c.name))!, name: 'HardSwish chain', epilogue: hardSwishChain, apply: (v: number) => (v * Math.min(Math.max(v + 3, 0), 6)) / 6 },
+    { c: cases.find((c) => /three blocks/.test(c.name))!, name: 'Relu', epilogue: relu, apply: (v: number) => Math.max(v, 0) },
+  ];
+  let seed = 1700;
+  for (const run of runs) {
+    seed += 10;
+    const { quantized, reference } = makeCase(run.c, seed, run.epilogue);
+    // inputs ×4 so that the activations see values beyond their clamps
+    quantized.inputs[0] = randomTensor(run.c.x, seed, -4, 4);
+    reference.inputs[0] = quantized.inputs[0];
+    const [gpu] = await runSingleOpOnGpu(quantized);
+    const [conv] = await runSingleOpOnOrt(reference, ['float32']);
+    const expected: Tensor = { ...conv, data: Float32Array.from(conv.data, run.apply) };
+    const bound = tolerance(run.c, conv) * 4;
+    const diff = compareTensors(gpu, expected);
+    t.ok(diff.maxAbs <= bound, `${run.c.name} + ${run.name}: max |diff| ${diff.maxAbs.toExponential(2)} within ${bound.toExponential(2)}`);
+  }
+});
+
+t.test('QConv keeps W packed: one constant of packed words and scales, no binding of the integer tensor', async (t) => {
+  for (const c of cases.filter((c) => /pointwise int8 per-channel|pointwise int4 blocks|three blocks|depthwise 3x3 s1/.test(c.name))) {
+    const { quantized } = makeCase(c, 5);
+    const { programs } = await buildSingleOp(quantized);
+    t.equal(programs.length, 1, `${c.name}: one program`);
+    const bindings = programs[0].bindings;
+    t.ok(bindings.every((b) => b.kind !== 'input' || b.index === 0), `${c.name}: only X is bound from the node's inputs`);
+    const constants = bindings.flatMap((b) => (b.kind === 'constant' ? [b.data] : []));
+    t.equal(constants.length, 1, `${c.name}: one constant buffer`);
+    t.ok(constants[0] instanceof Uint32Array, `${c.name}: the constant holds u32 words`);
+    const bits = c.dtype.endsWith('4') ? 4 : 8;
+    const weightBytes = (c.w.reduce((a, b) => a * b, 1) * bits) / 8;
+    const scaleCount = quantized.inputs[2]!.data.length;
+    // ONNX-side size: packed weights, f32 scales, zero points of the weight dtype, f32 bias
+    const onnxBytes = weightBytes + scaleCount * 4 + (c.zeroPoint ? (scaleCount * bits) / 8 : 0) + (c.bias ? c.w[0] * 4 : 0);
+    t.ok(constants[0].byteLength <= onnxBytes * 1.3, `${c.name}: ${constants[0].byteLength} bytes on the GPU for ${onnxBytes} in ONNX`);
+  }
+});
+
+t.test('QConv infer rejects bad nodes with coded errors naming the node', async (t) => {
+  const op = findOp('edgerun', 'QConv')!;
+  const base = makeCase(cases.find((c) => /three blocks/.test(c.name))!, 1).quantized;
+  const perChannel = makeCase(cases.find((c) => /3x3 p1 int8 per-channel/.test(c.name))!, 1).quantized;
+  const edit = (c: SingleOpCase, change: (inputs: (Tensor | null)[]) => void, attributes?: Record<string, AttrInput>, constantInputs?: number[]): SingleOpCase => {
+    const inputs = [...c.inputs];
+    change(inputs);
+    return { ...c, inputs, attributes: { ...c.attributes, ...attributes }, constantInputs: constantInputs ?? c.constantInputs };
+  };
+  const bad: { name: string; c: SingleOpCase; code: string }[] = [
+    { name: 'float weights', code: 'EDGERUN_ERR_UNSUPPORTED_OP', c: edit(base, (i) => { i[1] = randomTensor(i[1]!.dims, 1); }) },
+    { name: 'integer activations', code: 'EDGERUN_ERR_UNSUPPORTED_OP', c: edit(base, (i) => { i[0] = { dtype: 'int32', dims: i[0]!.dims, data: new Int32Array(i[0]!.data.length) }; }) },
+    { name: 'non-constant weights', code: 'EDGERUN_ERR_UNSUPPORTED_OP', c: edit(base, () => {}, {}, [2, 3, 4]) },
+    { name: 'non-constant scale', code: 'EDGERUN_ERR_UNSUPPORTED_OP', c: edit(base, () => {}, {}, [1, 3, 4]) },
+    { name: 'channel mismatch', code: 'EDGERUN_ERR_SHAPE', c: edit(base, (i) => { i[0] = randomTensor([1, 40, 5, 5], 1); }) },
+    { name: 'block scale of the wrong shape', code: 'EDGERUN_ERR_SHAPE', c: edit(base, () => {}, { block_size: 32 }) },
+    { name: 'blocks along the output channels', code: 'EDGERUN_ERR_UNSUPPORTED_OP', c: edit(base, () => {}, { axis: 0 }) },
+    { name: 'negative block_size', code: 'EDGERUN_ERR_ONNX_INVALID', c: edit(base, () => {}, { block_size: -1 }) },
+    { name: 'axis out of range', code: 'EDGERUN_ERR_ONNX_INVALID', c: edit(base, () => {}, { axis: 4 }) },
+    { name: 'zero point of another dtype', code: 'EDGERUN_ERR_SHAPE', c: edit(base, (i) => { i[3] = { ...i[3]!, dtype: 'int4' }; }) },
+    { name: 'zero point of another shape', code: 'EDGERUN_ERR_SHAPE', c: edit(perChannel, (i) => { i[3] = { dtype: 'int8', dims: [6], data: new Int32Array(6) }; }) },
+    { name: 'per-channel scale of the wrong length', code: 'EDGERUN_ERR_SHAPE', c: edit(perChannel, (i) => { i[2] = randomTensor([5], 1); i[3] = null; }) },
+    { name: 'per-input-channel scales (axis 1, no blocks)', code: 'EDGERUN_ERR_UNSUPPORTED_OP', c: edit(perChannel, (i) => { i[2] = randomTensor([8], 1); i[3] = null; }, { axis: 1 }) },
+    { name: 'bias length', code: 'EDGERUN_ERR_SHAPE', c: edit(base, (i) => { i[4] = randomTensor([5], 1); }) },
+    { name: 'kernel larger than the input', code: 'EDGERUN_ERR_SHAPE', c: edit(base, (i) => { i[0] = randomTensor([1, 48, 2, 2], 1); }) },
+    { name: 'zero stride', code: 'EDGERUN_ERR_ONNX_INVALID', c: edit(base, () => {}, { strides: [0, 1] }) },
+  ];
+  for (const b of bad) {
+    let caught: unknown;
+    try { op.infer(opContextFor(b.c)); } catch (e) { caught = e; }
+    t.ok(isEdgerunError(caught) && caught.code === b.code && caught.message.includes('qconv_under_test'),
+      `${b.name}: ${caught instanceof Error ? caught.message : 'no error'}`);
+  }
+});
+
+t.test('QConv specialisation keys name the weight format and follow the generated code', async (t) => {
+  const pointwise = cases[0];
+  const a = await buildSingleOp(makeCase(pointwise, 1).quantized);
+  const b = await buildSingleOp(makeCase(pointwise, 2).quantized);
+  t.equal(a.programs[0].key, b.programs[0].key, 'other weights and scales: same key');
+  t.equal(a.programs[0].code, b.programs[0].code, 'and the same code');
+  const formats: Partial<QCase>[] = [{ dtype: 'uint8' }, { dtype: 'int4' }, { zeroPoint: true }, { scales: 'tensor' }, { scales: 16 }];
+  const keys = new Set([a.programs[0].key]);
+  for (const change of formats) {
+    const { programs } = await buildSingleOp(makeCase({ ...pointwise, ...change }, 1).quantized);
+    keys.add(programs[0].key);
+  }
+  t.equal(keys.size, formats.length + 1, 'each weight format has its own key');
+  const withEpilogue = await buildSingleOp(makeCase(pointwise, 1, relu).quantized);
+  t.not(withEpilogue.programs[0].key, a.programs[0].key, 'an epilogue changes the key');
+  t.notOk(a.programs[0].code.includes('qconv_under_test'), 'the code does not name the node');
+});
