@@ -1,11 +1,13 @@
 /**
  * The composition root of `edgerun daemon`: configuration → telemetry → engine selection → model store +
- * ModelManager → HTTP → (listening, models loaded) READY=1 and the systemd watchdog. Components start in that
+ * ModelManager → HTTP → fleet agent (when fleet.broker is set) → (listening, models loaded) READY=1 and the
+ * systemd watchdog. Components start in that
  * order and stop in reverse (daemon/lifecycle/lifecycle.ts): on SIGTERM the HTTP server drains first, then the
  * model versions drain and close, the engine closes, and telemetry flushes last.
  */
 import type { ResolvedConfig } from './config/types.ts';
 import { EngineComponent } from './lifecycle/engine-component.ts';
+import { FleetComponent } from './lifecycle/fleet-component.ts';
 import { HttpComponent } from './lifecycle/http-component.ts';
 import { Lifecycle, type Component, type ComponentStopReport } from './lifecycle/lifecycle.ts';
 import { ModelsComponent } from './lifecycle/models-component.ts';
@@ -14,6 +16,7 @@ import { TelemetryComponent } from './lifecycle/telemetry-component.ts';
 import { Watchdog, watchdogIntervalMs } from './lifecycle/watchdog.ts';
 import { logger as rootLogger, type Logger } from './log.ts';
 import { telemetryRoutes } from './serve/telemetry-routes.ts';
+import type { FleetAgent } from './fleet/agent.ts';
 import type { ModelManager } from './swap/model-manager.ts';
 import type { Telemetry } from './telemetry/telemetry.ts';
 
@@ -38,6 +41,8 @@ export interface Daemon {
   models(): ModelManager;
   /** The telemetry database and recorder, once started (undefined when telemetry is off). */
   telemetry(): Telemetry | undefined;
+  /** The fleet agent, once started (undefined when fleet.broker is null). */
+  fleet(): FleetAgent | undefined;
   /** For a forced exit's log: requests in flight, and whether HTTP is draining. */
   describeRunning(): Record<string, unknown>;
 }
@@ -93,6 +98,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
     },
   }, child('http'));
 
+  const fleet = new FleetComponent(config, { models: () => models.manager, store: () => models.store }, child('fleet'));
+
   const status = (): string => {
     const list = models.manager.list();
     const ready = list.filter((m) => m.activeVersion !== undefined).length;
@@ -101,7 +108,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
   };
   const watchdogMs = config.lifecycle.watchdog ? watchdogIntervalMs(env) : null;
   const systemd = new SystemdComponent(notify, watchdogMs, status, () => lifecycle.state === 'running' || lifecycle.state === 'starting', log);
-  const lifecycle: Lifecycle = new Lifecycle([telemetry, engine, models, http, systemd], { stopTimeoutMs: config.lifecycle.componentStopTimeoutMs, log });
+  const lifecycle: Lifecycle = new Lifecycle([telemetry, engine, models, http, fleet, systemd], { stopTimeoutMs: config.lifecycle.componentStopTimeoutMs, log });
 
   return {
     lifecycle,
@@ -115,6 +122,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     address: () => http.address(),
     models: () => models.manager,
     telemetry: () => telemetry.telemetry,
+    fleet: () => fleet.agent,
     describeRunning: () => ({ inFlightRequests: http.inFlight, draining: http.draining }),
   };
 }

@@ -1,0 +1,234 @@
+/**
+ * One accepted deployment from its first chunk to its outcome: chunks go to the TransferReceiver, missing ones
+ * are asked for again (after chunkRequestTimeoutMs without a chunk, doubling up to 8×; soon after a bad chunk),
+ * progress is published at every state change and every 5 % of the bytes, and the complete transfer is
+ * verified (every file hash), assembled, installed into the model store and handed to the ModelManager's
+ * hot-swap with its accuracy gate. Any failure leaves the running version serving and is reported with its code.
+ */
+import { EdgerunError, isEdgerunError } from '../errors.ts';
+import { readManifest } from '../package/read-package.ts';
+import { compareVersions } from '../package/versions.ts';
+import type { AgentContext } from './agent-context.ts';
+import { decodeChunkFrame } from './chunk-frame.ts';
+import { type DeploymentManifest, type DeploymentState, topics } from './protocol.ts';
+import { TransferReceiver } from './transfer-receiver.ts';
+
+const PROGRESS_STEP_PERCENT = 5;
+const MAX_BACKOFF_FACTOR = 8;
+/** A bad chunk is asked for again this soon (bad chunks that arrive together go in one request). */
+const BAD_CHUNK_REQUEST_DELAY_MS = 100;
+
+function describe(error: unknown): { code: string; reason: string } {
+  if (isEdgerunError(error)) return { code: error.code, reason: error.message };
+  return { code: 'EDGERUN_ERR_FLEET_TRANSFER', reason: error instanceof Error ? error.message : String(error) };
+}
+
+export class ActiveDeployment {
+  state: DeploymentState = 'accepted';
+  private idleTimer: NodeJS.Timeout | undefined;
+  private badChunkTimer: NodeJS.Timeout | undefined;
+  private readonly badChunks = new Set<number>();
+  private backoff = 1;
+  private lastStep = -1;
+  private finishing = false;
+  private ended = false;
+  /** Chunks refused (bad frame, wrong size) and duplicates ignored, for the log and tests. */
+  readonly counts = { stored: 0, duplicates: 0, refused: 0, requests: 0 };
+  private readonly chunkTopic: string;
+
+  constructor(
+    private readonly ctx: AgentContext,
+    readonly manifest: DeploymentManifest,
+    private readonly envelope: string,
+    private readonly receiver: TransferReceiver,
+  ) {
+    this.chunkTopic = topics.chunkWildcard(ctx.prefix, manifest.transferId);
+  }
+
+  get deploymentId(): string { return this.manifest.deploymentId; }
+  get transferId(): string { return this.manifest.transferId; }
+
+  /** Subscribes to the chunks and reports; a resumed transfer that is already complete goes straight to install. */
+  async start(resumed: boolean): Promise<void> {
+    this.ctx.active.set(this.transferId, this);
+    this.setState(resumed && this.receiver.receivedChunks > 0 ? 'downloading' : 'accepted');
+    if (this.receiver.complete) {
+      void this.ctx.enqueue(() => this.finish());
+      return;
+    }
+    await this.ctx.subscribe(this.chunkTopic);
+    this.armIdleTimer();
+  }
+
+  private record(code?: string, reason?: string): void {
+    const { manifest } = this;
+    this.ctx.state.record({
+      deploymentId: manifest.deploymentId, model: manifest.model.name, version: manifest.model.version, transferId: manifest.transferId,
+      state: this.state, envelope: this.envelope, code: code ?? null, reason: reason ?? null,
+    });
+  }
+
+  private report(code?: string, reason?: string): void {
+    const { manifest, receiver } = this;
+    this.ctx.publishProgress({
+      deploymentId: manifest.deploymentId,
+      ...(manifest.rolloutId ? { rolloutId: manifest.rolloutId } : {}),
+      model: manifest.model,
+      state: this.state,
+      receivedChunks: receiver.receivedChunks,
+      chunkCount: manifest.chunkCount,
+      receivedBytes: receiver.receivedBytes,
+      totalBytes: manifest.totalBytes,
+      ...(code ? { code } : {}),
+      ...(reason ? { reason } : {}),
+    });
+  }
+
+  private setState(state: DeploymentState, code?: string, reason?: string): void {
+    this.state = state;
+    this.record(code, reason);
+    this.report(code, reason);
+  }
+
+  /** Called synchronously from the MQTT message handler: the chunk is on disk before the PUBACK goes out. */
+  onChunk(topic: string, payload: Uint8Array): void {
+    if (this.ended || this.finishing) return;
+    let index: number | undefined;
+    try {
+      const frame = decodeChunkFrame(payload, topic);
+      index = frame.index;
+      if (this.receiver.receive(frame) === 'duplicate') {
+        this.counts.duplicates++;
+        return;
+      }
+    } catch (error) {
+      this.counts.refused++;
+      const { code, reason } = describe(error);
+      if (code !== 'EDGERUN_ERR_FLEET_TRANSFER' || /disk is full|cannot store/.test(reason)) {
+        void this.ctx.enqueue(() => this.fail(code, reason));
+        return;
+      }
+      this.ctx.log.warn({ transferId: this.transferId, topic, reason }, 'refused a chunk; it will be asked for again');
+      const fromTopic = index ?? Number(topic.slice(topic.lastIndexOf('/') + 1));
+      if (Number.isInteger(fromTopic) && fromTopic >= 0 && fromTopic < this.manifest.chunkCount) this.askAgainSoon(fromTopic);
+      return;
+    }
+    this.counts.stored++;
+    this.backoff = 1;
+    if (this.state === 'accepted') this.setState('downloading');
+    const step = Math.floor((this.receiver.receivedBytes / this.manifest.totalBytes) * 100 / PROGRESS_STEP_PERCENT);
+    if (step !== this.lastStep) {
+      this.lastStep = step;
+      this.record();
+      this.report();
+    }
+    if (this.receiver.complete) {
+      this.finishing = true;
+      this.clearTimers();
+      void this.ctx.enqueue(() => this.finish());
+      return;
+    }
+    this.armIdleTimer();
+  }
+
+  private askAgainSoon(index: number): void {
+    this.badChunks.add(index);
+    this.badChunkTimer ??= setTimeout(() => {
+      this.badChunkTimer = undefined;
+      const indices = [...this.badChunks].sort((a, b) => a - b);
+      this.badChunks.clear();
+      const ranges = indices.filter((i) => !this.receiver.has(i)).map((i): [number, number] => [i, i]);
+      if (ranges.length > 0) this.request(ranges);
+    }, Math.min(BAD_CHUNK_REQUEST_DELAY_MS, this.ctx.chunkRequestTimeoutMs));
+  }
+
+  private request(ranges: [number, number][]): void {
+    this.counts.requests++;
+    this.ctx.log.info({ transferId: this.transferId, ranges: ranges.length, first: ranges[0] }, 'asking for missing chunks');
+    this.ctx.publishChunkRequest(this.transferId, ranges);
+  }
+
+  private armIdleTimer(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.ended || this.finishing) return;
+      const ranges = this.receiver.missingRanges();
+      if (ranges.length > 0) this.request(ranges);
+      this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_FACTOR);
+      this.armIdleTimer();
+    }, this.ctx.chunkRequestTimeoutMs * this.backoff);
+  }
+
+  private clearTimers(): void {
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.badChunkTimer);
+    this.idleTimer = undefined;
+    this.badChunkTimer = undefined;
+  }
+
+  /** verifying → installing → active (or failed): runs on the agent's queue. */
+  private async finish(): Promise<void> {
+    if (this.ended) return;
+    this.finishing = true;
+    this.clearTimers();
+    await this.ctx.unsubscribe(this.chunkTopic).catch(() => undefined);
+    const { name, version } = this.manifest.model;
+    try {
+      this.setState('verifying');
+      const packageDir = await this.receiver.assemble();
+      const inside = (await readManifest(packageDir)).manifest;
+      if (inside.name !== name || compareVersions(inside.version, version) !== 0) {
+        throw new EdgerunError('EDGERUN_ERR_FLEET_REJECTED',
+          `deployment ${this.deploymentId}: the package is ${inside.name} ${inside.version} but the signed manifest names ${name} ${version}`,
+          { deploymentId: this.deploymentId });
+      }
+      this.setState('installing');
+      await this.ctx.store().install(packageDir);
+      const info = await this.ctx.models().deployVersion(name, version);
+      if (info.activeVersion === undefined || compareVersions(info.activeVersion, version) !== 0) {
+        const entry = info.versions.find((v) => compareVersions(v.version, version) === 0);
+        const code = entry?.gate?.status === 'failed' ? 'EDGERUN_ERR_GATE_FAILED' : 'EDGERUN_ERR_ENGINE';
+        await this.end('failed', code, `version ${version} was installed but not swapped in (${info.activeVersion ?? 'nothing'} serves): ${entry?.reason ?? 'unknown reason'}`);
+        return;
+      }
+      this.ctx.state.raiseFloor(name, version);
+      await this.end('active');
+    } catch (error) {
+      const { code, reason } = describe(error);
+      await this.end('failed', code, reason);
+    }
+  }
+
+  private async fail(code: string, reason: string): Promise<void> {
+    if (this.ended) return;
+    await this.ctx.unsubscribe(this.chunkTopic).catch(() => undefined);
+    await this.end('failed', code, reason);
+  }
+
+  /** Stops the transfer for good (abort command, superseded) and removes its staging files. */
+  async abort(reason: string): Promise<void> {
+    if (this.ended) return;
+    await this.ctx.unsubscribe(this.chunkTopic).catch(() => undefined);
+    await this.end('aborted', 'EDGERUN_ERR_FLEET_REJECTED', reason);
+  }
+
+  /** Leaves the staging files for the next start (daemon shutdown). */
+  suspend(): void {
+    this.clearTimers();
+    this.receiver.close();
+    this.ctx.active.delete(this.transferId);
+  }
+
+  private async end(state: DeploymentState, code?: string, reason?: string): Promise<void> {
+    this.ended = true;
+    this.clearTimers();
+    this.receiver.close();
+    this.ctx.active.delete(this.transferId);
+    const log = state === 'active' ? this.ctx.log.info.bind(this.ctx.log) : this.ctx.log.warn.bind(this.ctx.log);
+    log({ deploymentId: this.deploymentId, model: this.manifest.model, state, code, reason, counts: this.counts }, `deployment ${state}`);
+    this.setState(state, code, reason);
+    await TransferReceiver.remove(this.ctx.transfersDir, this.transferId).catch((error: unknown) =>
+      this.ctx.log.warn({ transferId: this.transferId, err: error }, 'could not remove the staging files'));
+    this.ctx.publishStatus();
+  }
+}
