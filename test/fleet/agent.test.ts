@@ -64,7 +64,7 @@ t.test('a device installs a signed deployment while serving, reports each state,
   const rollbackId = crypto.randomUUID();
   await sender.command('van-1', { protocol: 1, kind: 'rollback', commandId: rollbackId, model: 'scale', ...commandTimes() });
   const rolledBack = await sender.waitProgress(rollbackId, ['rolled-back', 'failed']);
-  t.equal(rolledBack.state, 'rolled-back', rolledBack.reason);
+  t.equal(rolledBack.state, 'rolled-back', rolledBack.reason ?? '');
   t.equal(rolledBack.model.version, '1');
   t.same((await inferScale(device.url)).y, [2, 4, 6, 8], 'version 1 serves again');
 
