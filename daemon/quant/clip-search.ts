@@ -53,7 +53,7 @@ export function searchClipRatios(weights: Float32Array, dims: number[], spec: Qu
   for (let s = 0; s < scaleCount; s++) {
     let best = Infinity;
     for (const ratio of ratios) {
-      const candidate = groupParams(min[s]!, max[s]!, spec, ratio);
+      const candidate = groupParams(min[s]!, max[s]!, spec, Math.fround(ratio));
       let e = 0;
       for (let m = offsets[s]!; m < offsets[s + 1]!; m++) {
         const i = members[m]!;
