@@ -10,6 +10,7 @@ import { generateKeyPair, readPublicKey } from '../../daemon/fleet/signing.ts';
 import { startBroker } from '../helpers/mqtt-broker.ts';
 import { ModelBuilder } from '../helpers/onnx-builder.ts';
 import { writePackage } from '../helpers/package-builder.ts';
+import { AgentDevice } from './helpers/in-process-agents.ts';
 import { SimulatedDevice } from './helpers/simulated-device.ts';
 
 async function edgerun(...args: string[]) {
@@ -54,6 +55,18 @@ t.test('one device receives every file intact and goes active; progress lines an
   t.equal(device.manifests[0]!.files[0]!.path, 'manifest.json', 'manifest.json travels first');
   t.equal(device.manifests[0]!.chunkCount, Math.ceil(outcome.totalBytes / 16384));
   t.equal(device.rejected.length, 0, 'the manifest signature verified');
+});
+
+t.test('the daemon\'s fleet agent takes the deployment: signature, chunks, file hashes, then the version goes active', async (t) => {
+  const device = await AgentDevice.start({ brokerUrl: broker.url, deviceId: 'agent-1', stateDir: path.join(dir, 'agent-1'), trustFiles: [`${keyPrefix}.pub`] });
+  t.teardown(() => device.stop());
+  await device.connected();
+  const r = await edgerun('publish', pkg.dir, '--to', 'agent-1', ...common);
+  t.equal(r.code, 0, r.err);
+  const outcome = JSON.parse(r.out);
+  t.equal(outcome.devices[0].state, 'active');
+  t.same(device.recorder.deployed, [{ name: 'relu', version: '2.0' }]);
+  t.equal(device.deliveredBytes, outcome.totalBytes, 'every chunk delivered once');
 });
 
 t.test('chunks a device lost are resent when it asks for them, and only those', async (t) => {
