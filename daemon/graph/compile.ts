@@ -1,12 +1,14 @@
 /**
  * The graph compiler: model + concrete input shapes + device capabilities → ExecutionPlan.
- * analyze (shape inference, constant folding) → fuse (BatchNorm into Conv, layer norm, elementwise chains,
- * epilogues) → plan (WGSL per node, buffer reuse, pipeline dedupe).
+ * fuse quantized weights (DequantizeLinear/MatMulNBits into packed-weight kernels, before folding could
+ * dequantize them) → analyze (shape inference, constant folding) → fuse (BatchNorm into Conv, layer norm,
+ * elementwise chains, epilogues) → plan (WGSL per node, buffer reuse, pipeline dedupe).
  */
 import { logger } from '../log.ts';
 import type { DeviceCaps } from '../kernels/types.ts';
 import type { ExecutionPlan } from '../gpu/plan.ts';
 import { analyzeGraph } from './analyze.ts';
+import { fuseDequantize } from './fuse-dequant.ts';
 import { fuseElementwise } from './fuse-elementwise.ts';
 import { foldBatchNormIntoConv } from './fuse-batchnorm.ts';
 import { fuseLayerNorm } from './fuse-layernorm.ts';
@@ -38,6 +40,9 @@ export interface CompiledModel {
     layerNormsFused: number;
     fusedElementwiseGroups: number;
     fusedEpilogues: number;
+    /** MatMul/Gemm/MatMulNBits and Conv nodes that run on packed quantized weights. */
+    quantizedMatMuls: number;
+    quantizedConvs: number;
     compileMs: number;
   };
   nodeInfo: { name: string; opType: string; flops: number }[];
@@ -48,9 +53,10 @@ const log = logger.child({ component: 'compiler' });
 export function compileModel(model: Model, options: CompileOptions): CompiledModel {
   const started = performance.now();
   const { graph } = model;
-  const analyzed = analyzeGraph(graph, model.opsets, options.inputShapes);
-  const graphOutputs = new Set(graph.outputs.map((o) => o.name));
   const fuse = options.fuse ?? true;
+  const dequant = fuse ? fuseDequantize(graph, model.opsets) : { graph, quantizedMatMuls: 0, quantizedConvs: 0 };
+  const analyzed = analyzeGraph(dequant.graph, model.opsets, options.inputShapes);
+  const graphOutputs = new Set(graph.outputs.map((o) => o.name));
   let batchNormsFolded = 0;
   let layerNormsFused = 0;
   let fusedElementwiseGroups = 0;
@@ -91,6 +97,8 @@ export function compileModel(model: Model, options: CompileOptions): CompiledMod
       layerNormsFused,
       fusedElementwiseGroups,
       fusedEpilogues,
+      quantizedMatMuls: dequant.quantizedMatMuls,
+      quantizedConvs: dequant.quantizedConvs,
       compileMs: performance.now() - started,
     },
     nodeInfo: planned.nodeInfo,

@@ -4,7 +4,7 @@ import { elementCount, type Node, type TensorType } from './ir.ts';
 export function nodeFlops(node: Node, inputs: (TensorType | null)[], outputs: TensorType[]): number {
   const out = outputs[0] ? elementCount(outputs[0].shape) : 0;
   switch (node.opType) {
-    case 'Conv': {
+    case 'Conv': case 'QConv': {
       const weight = inputs[1]?.shape ?? [];
       const perOutput = weight.slice(1).reduce((a, b) => a * b, 1);
       return 2 * out * perOutput;
@@ -14,7 +14,7 @@ export function nodeFlops(node: Node, inputs: (TensorType | null)[], outputs: Te
       const weight = inputs[1]?.shape ?? [];
       return 2 * input * weight.slice(1).reduce((a, b) => a * b, 1);
     }
-    case 'MatMul': {
+    case 'MatMul': case 'QMatMul': case 'MatMulNBits': {
       const a = inputs[0]?.shape ?? [];
       const k = a.length ? a[a.length - 1] : 1;
       return 2 * out * k;

@@ -1,7 +1,8 @@
 /**
  * Elementwise fusion: connected chains of elementwise nodes whose intermediate values are used nowhere
  * else become one `edgerun.FusedElementwise` node (one kernel, one pass over memory). A chain whose only
- * tensor input is the output of a Conv / ConvTranspose / MatMul / Gemm becomes that producer's epilogue
+ * tensor input is the output of a Conv / ConvTranspose / MatMul / Gemm (or their quantized forms QConv /
+ * QMatMul) becomes that producer's epilogue
  * (activation fused into the producer's store), so e.g. Conv → Add(3) → Clip(0,6) → Mul → Div(6) runs as
  * one kernel.
  */
@@ -12,6 +13,13 @@ import { contextFor, consumersOf, type AnalyzedGraph } from './analyze.ts';
 import type { Node } from './ir.ts';
 
 const EPILOGUE_PRODUCERS: ReadonlySet<string> = new Set(['Conv', 'ConvTranspose', 'MatMul', 'Gemm']);
+/** The packed-weight kernels made by fuse-dequant.ts store through an epilogue the same way. */
+const QUANTIZED_EPILOGUE_PRODUCERS: ReadonlySet<string> = new Set(['QMatMul', 'QConv']);
+
+function isEpilogueProducer(node: Node): boolean {
+  if (node.domain === '') return EPILOGUE_PRODUCERS.has(node.opType);
+  return node.domain === 'edgerun' && QUANTIZED_EPILOGUE_PRODUCERS.has(node.opType);
+}
 const MAX_STEPS = 48;
 
 export interface ElementwiseFusionResult {
@@ -87,7 +95,7 @@ export function fuseElementwise(graph: AnalyzedGraph, graphOutputs: ReadonlySet<
     const program = buildProgram(group, graph, external, attributesOf);
     const producer = external.length === 1 ? producers.get(external[0]) : undefined;
     const rootShape = graph.types.get(group.root.outputs[0])!.shape;
-    if (producer && EPILOGUE_PRODUCERS.has(producer.opType) && producer.domain === '' && !epilogues.has(replacement.get(producer) ?? producer)
+    if (producer && isEpilogueProducer(producer) && !epilogues.has(replacement.get(producer) ?? producer)
       && !graphOutputs.has(external[0])
       && (consumers.get(external[0]) ?? []).every((c) => group.members.has(c))
       && graph.types.get(external[0])!.shape.join(',') === rootShape.join(',')

@@ -23,7 +23,8 @@ export interface NBitsShape {
   hasBias: boolean;
 }
 
-export function nbitsShape(ctx: OpContext): NBitsShape {
+/** Validates MatMulNBits' attributes and weight inputs (B, scales, zero points, g_idx, bias); A is not looked at. */
+export function nbitsWeights(ctx: OpContext): Omit<NBitsShape, 'outputShape'> {
   const attrs = new Attributes(ctx.node);
   const K = attrs.int('K');
   const N = attrs.int('N');
@@ -35,10 +36,8 @@ export function nbitsShape(ctx: OpContext): NBitsShape {
   }
   if (!(K > 0 && N > 0)) throw quantError(ctx, 'EDGERUN_ERR_ONNX_INVALID', `K=${K} and N=${N} must be positive`, { K, N });
   const blocks = Math.ceil(K / blockSize);
-  const a = requireFloatInput(ctx, 0, 'A');
   const b = requireInput(ctx, 1, 'B');
   const scales = requireFloatInput(ctx, 2, 'scales');
-  if (a.shape.length === 0 || a.shape[a.shape.length - 1] !== K) throw quantError(ctx, 'EDGERUN_ERR_SHAPE', `A [${a.shape}] must end in K=${K}`, { aShape: a.shape });
   const blob = blockSize / 2;
   if (b.dtype !== 'uint8' || elementCount(b.shape) !== N * blocks * blob) {
     throw quantError(ctx, 'EDGERUN_ERR_SHAPE', `B must be uint8 [${N}, ${blocks}, ${blob}], got ${b.dtype} [${b.shape}]`, { bShape: b.shape });
@@ -56,7 +55,16 @@ export function nbitsShape(ctx: OpContext): NBitsShape {
   if (ctx.inputs[4]) throw quantError(ctx, 'EDGERUN_ERR_UNSUPPORTED_OP', 'g_idx (act-order) is not supported');
   const bias: TensorType | null = ctx.inputs[5] ?? null;
   if (bias && (elementCount(bias.shape) !== N)) throw quantError(ctx, 'EDGERUN_ERR_SHAPE', `bias [${bias.shape}] must hold N=${N} values`, { biasShape: bias.shape });
-  return { K, N, blockSize, blocks, outputShape: [...a.shape.slice(0, -1), N], hasZeroPoints: !!zeroPoints, hasBias: !!bias };
+  return { K, N, blockSize, blocks, hasZeroPoints: !!zeroPoints, hasBias: !!bias };
+}
+
+export function nbitsShape(ctx: OpContext): NBitsShape {
+  const weights = nbitsWeights(ctx);
+  const a = requireFloatInput(ctx, 0, 'A');
+  if (a.shape.length === 0 || a.shape[a.shape.length - 1] !== weights.K) {
+    throw quantError(ctx, 'EDGERUN_ERR_SHAPE', `A [${a.shape}] must end in K=${weights.K}`, { aShape: a.shape });
+  }
+  return { ...weights, outputShape: [...a.shape.slice(0, -1), weights.N] };
 }
 
 export interface NBitsAsQuantized {
@@ -69,7 +77,7 @@ export interface NBitsAsQuantized {
 }
 
 /** Unpacks MatMulNBits' constant B, scales and zero points into the [K, N] DequantizeLinear form. */
-export function nbitsToQuantized(shape: NBitsShape, b: Tensor, scales: Tensor, zeroPoints: Tensor | null): NBitsAsQuantized {
+export function nbitsToQuantized(shape: Omit<NBitsShape, 'outputShape'>, b: Tensor, scales: Tensor, zeroPoints: Tensor | null): NBitsAsQuantized {
   const { K, N, blockSize, blocks } = shape;
   const blob = blockSize / 2;
   const bytes = Uint8Array.from(b.data);
