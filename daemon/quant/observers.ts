@@ -63,7 +63,7 @@ export class MinMaxObserver implements RangeObserver {
   }
 }
 
-/** Counts of magnitudes in [0, top), `bins` equal bins; the range doubles (merging bin pairs) to admit larger values. */
+/** Counts of magnitudes in [0, top) in `bins` equal half-open bins; the range doubles (merging bin pairs) to admit larger values. */
 export class MagnitudeHistogram {
   readonly counts: Float64Array;
   top = 0;
@@ -93,8 +93,9 @@ export class MagnitudeHistogram {
   private growTo(value: number): void {
     if (value <= this.top) return;
     if (this.top === 0) {
-      // Everything so far was exactly 0 and sits in bin 0 whatever the range.
-      this.top = value;
+      // Everything so far was exactly 0 and sits in bin 0 whatever the range. The top sits just above the first
+      // maximum so that every bin, the last included, is half-open and doubling merges bins exactly.
+      this.top = value * (1 + 2 ** -20);
       return;
     }
     while (this.top < value) {
