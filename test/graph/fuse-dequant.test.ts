@@ -128,6 +128,16 @@ t.test('DequantizeLinear → Conv becomes edgerun.QConv with the contract inputs
   t.match(node, { name: 'conv', opType: 'QConv', domain: 'edgerun', inputs: ['x', 'q', 's', 'z', 'b'], outputs: ['y'] });
   t.same([...node.attributes.keys()].sort(), ['axis', 'block_size', 'kernel_shape', 'pads']);
   t.same([node.attributes.get('axis'), node.attributes.get('block_size')], [{ type: 'int', value: 1 }, { type: 'int', value: 2 }]);
+
+  const engine = await sharedEngine();
+  const x = randomTensor([1, 4, 6, 6], 44);
+  const session = await engine.loadModel(decodeModel(bytes), { inputShapes: new Map([['x', [1, 4, 6, 6]]]) });
+  const ours = (await session.run(new Map([['x', x]]))).outputs.get('y')!.data;
+  await session.close();
+  const expected = (await ortAsWritten(bytes, { x })).y;
+  let maxAbs = 0;
+  for (let i = 0; i < ours.length; i++) maxAbs = Math.max(maxAbs, Math.abs(ours[i] - expected[i]));
+  t.ok(maxAbs <= 1e-4, `the compiled QConv matches onnxruntime: max |Δ| ${maxAbs.toExponential(2)} ≤ 1e-4`);
 });
 
 t.test('an INT4 model occupies about its packed size in GPU memory', async (t) => {
