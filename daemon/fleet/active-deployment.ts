@@ -57,7 +57,21 @@ export class ActiveDeployment {
       return;
     }
     await this.ctx.subscribe(this.chunkTopic);
-    this.armIdleTimer();
+    if (this.ctx.connected()) this.armIdleTimer();
+  }
+
+  /**
+   * Asking for chunks only makes sense while connected: a request queued offline would be answered after the
+   * reconnect, together with the chunks the broker kept for this device's session, and they would come twice.
+   */
+  connectionChanged(connected: boolean): void {
+    if (this.ended || this.finishing) return;
+    if (connected) {
+      this.backoff = 1;
+      this.armIdleTimer();
+    } else {
+      this.clearTimers();
+    }
   }
 
   private record(code?: string, reason?: string): void {
@@ -128,7 +142,7 @@ export class ActiveDeployment {
       void this.ctx.enqueue(() => this.finish());
       return;
     }
-    this.armIdleTimer();
+    if (this.ctx.connected()) this.armIdleTimer();
   }
 
   private askAgainSoon(index: number): void {

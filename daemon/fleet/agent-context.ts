@@ -32,6 +32,8 @@ export interface AgentContext {
   /** The retained device status (models and their versions), after anything changed them. */
   publishStatus(): void;
   publishChunkRequest(transferId: string, ranges: [number, number][]): void;
+  /** Whether the MQTT connection is up now. */
+  connected(): boolean;
   subscribe(topic: string): Promise<void>;
   unsubscribe(topic: string): Promise<void>;
   /** Runs `work` after every earlier deployment or command step (one at a time). */

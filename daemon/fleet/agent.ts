@@ -161,6 +161,10 @@ export class FleetAgent implements AgentContext {
       this.publishStatus();
       const wanted = [...this.subscriptions, ...[...this.active.values()].map((a) => topics.chunkWildcard(this.prefix, a.transferId))];
       client.subscribeAsync(wanted, { qos: 1 }).catch((error: unknown) => this.log.error({ err: error }, 'subscribing failed'));
+      for (const active of this.active.values()) active.connectionChanged(true);
+    });
+    client.on('close', () => {
+      for (const active of this.active.values()) active.connectionChanged(false);
     });
     client.on('reconnect', () => this.log.debug({ broker: fleet.broker }, 'reconnecting to the fleet broker'));
     client.on('offline', () => this.log.warn({ broker: fleet.broker }, 'the fleet broker is unreachable; retrying'));
@@ -207,6 +211,10 @@ export class FleetAgent implements AgentContext {
     this.mqttClient?.publish(topic, payload, { qos: 1, retain }, (error) => {
       if (error && !this.stopped) this.log.warn({ topic, err: error.message }, 'a fleet publish failed');
     });
+  }
+
+  connected(): boolean {
+    return this.mqttClient?.connected === true;
   }
 
   async subscribe(topic: string): Promise<void> {

@@ -86,7 +86,11 @@ export async function inferScale(url: string): Promise<{ status: number; y: numb
   return { status: response.status, y: body.outputs?.[0]?.data ?? [], version: body.model_version };
 }
 
-export type ChunkFault = 'duplicate' | 'truncate' | 'bitflip';
+/**
+ * duplicate: sent twice; truncate: the frame loses its last bytes (its hash no longer matches); short: the data
+ * loses its last bytes and the frame's hash is computed over what is left; bitflip: one data bit flipped.
+ */
+export type ChunkFault = 'duplicate' | 'truncate' | 'short' | 'bitflip';
 
 export interface SendOptions {
   /** Chunk indices in sending order (default 0..n-1). */
@@ -178,7 +182,7 @@ export class TestSender {
       if (options.limit !== undefined && sentInPass >= options.limit) break;
       const data = await source.read(index * manifest.chunkBytes, manifest.chunkBytes);
       const fault = counts[index] === 0 ? options.faults?.get(index) : undefined;
-      let frame = encodeChunkFrame(index, manifest.chunkCount, data);
+      let frame = encodeChunkFrame(index, manifest.chunkCount, fault === 'short' ? data.subarray(0, data.length - 7) : data);
       if (fault === 'truncate') frame = frame.subarray(0, frame.length - 7);
       if (fault === 'bitflip') frame[frame.length - 1] ^= 0x10;
       const topic = topics.chunk(PREFIX, transferId, index);
