@@ -10,11 +10,13 @@ const HELP = `usage: edgerun bench MODEL.onnx [--input NAME=1x3x48x320 …] [--r
 Measures the model in fresh processes on edgerun (WebGPU), onnxruntime-web's WebGPU EP on the same adapter and
 onnxruntime-node on the CPU (the onnxruntime peers must be installed): cold start (process start → first
 result), steady median and p95, their ratios, FLOPs and agreement with onnxruntime-node.
+\`edgerun bench --compare PKG…\` compares compressed packages instead (edgerun bench --compare --help).
 `;
 
 const ENGINES = new Set(['edgerun', 'ort-web', 'ort-node']);
 
 export async function benchCommand(args: string[], io: CliIO): Promise<number> {
+  if (args.includes('--compare')) return (await import('./bench-compare.ts')).benchCompareCommand(args, io);
   const { values, positionals } = parseCommandArgs('bench', args, {
     input: { type: 'string', multiple: true },
     runs: { type: 'string' },
