@@ -173,7 +173,7 @@ export async function compareModels(options: CompareOptions): Promise<CompareRow
   const progress = options.onProgress ?? (() => {});
   // Read every item first: a typo in the last path should not cost the minutes the first ones take.
   const packages = await Promise.all(options.items.map(async (item) => ({ item, pkg: await readItem(item) })));
-  const resolved = packages.map(({ item, pkg }) => ({ item, pkg, task: packageTask(pkg, item.task) }));
+  const resolved = packages.map(({ item, pkg }) => ({ item, pkg, task: packageTask(pkg, pkg.kind === 'bare' ? item.task : undefined) }));
   const sets = new Map<EvalTask, LabelledSet>();
   for (const { task } of resolved) {
     if (task && !sets.has(task)) sets.set(task, await readLabelledSet(options.evalsetsDir, 'test', task));
