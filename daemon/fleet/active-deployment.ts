@@ -9,7 +9,7 @@ import { EdgerunError, isEdgerunError } from '../errors.ts';
 import { readManifest } from '../package/read-package.ts';
 import { compareVersions } from '../package/versions.ts';
 import type { AgentContext } from './agent-context.ts';
-import { decodeChunkFrame } from './chunk-frame.ts';
+import { chunkIndexOfTopic, decodeChunkFrame } from './chunk-frame.ts';
 import { type DeploymentManifest, type DeploymentState, topics } from './protocol.ts';
 import { TransferReceiver } from './transfer-receiver.ts';
 
@@ -107,24 +107,24 @@ export class ActiveDeployment {
   /** Called synchronously from the MQTT message handler: the chunk is on disk before the PUBACK goes out. */
   onChunk(topic: string, payload: Uint8Array): void {
     if (this.ended || this.finishing) return;
-    let index: number | undefined;
     try {
       const frame = decodeChunkFrame(payload, topic);
-      index = frame.index;
       if (this.receiver.receive(frame) === 'duplicate') {
         this.counts.duplicates++;
         return;
       }
     } catch (error) {
-      this.counts.refused++;
       const { code, reason } = describe(error);
-      if (code !== 'EDGERUN_ERR_FLEET_TRANSFER' || /disk is full|cannot store/.test(reason)) {
+      if (!isEdgerunError(error, 'EDGERUN_ERR_FLEET_TRANSFER') || error.context.storage === true) {
+        this.finishing = true;
+        this.clearTimers();
         void this.ctx.enqueue(() => this.fail(code, reason));
         return;
       }
+      this.counts.refused++;
       this.ctx.log.warn({ transferId: this.transferId, topic, reason }, 'refused a chunk; it will be asked for again');
-      const fromTopic = index ?? Number(topic.slice(topic.lastIndexOf('/') + 1));
-      if (Number.isInteger(fromTopic) && fromTopic >= 0 && fromTopic < this.manifest.chunkCount) this.askAgainSoon(fromTopic);
+      const index = chunkIndexOfTopic(topic);
+      if (index !== undefined && index < this.manifest.chunkCount) this.askAgainSoon(index);
       return;
     }
     this.counts.stored++;

@@ -140,7 +140,8 @@ export class TransferReceiver {
       fs.writeSync(this.hashFd, frame.sha256, 0, HASH_BYTES, frame.index * HASH_BYTES);
       fs.writeSync(this.bitmapFd, Buffer.of(1), 0, 1, frame.index);
     } catch (error) {
-      throw transferError(this.manifest, `cannot store chunk ${frame.index}: ${ioReason(error)}`, { chunk: frame.index }, error);
+      // Not the chunk's fault: asking for it again would not help, so the transfer fails (context.storage).
+      throw transferError(this.manifest, `cannot store chunk ${frame.index}: ${ioReason(error)}`, { chunk: frame.index, storage: true }, error);
     }
     this.bitmap[frame.index] = 1;
     this.received++;
