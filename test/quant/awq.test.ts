@@ -25,6 +25,10 @@ t.test('AWQ is never worse than RTN and its α = 0 is RTN', async (t) => {
   t.ok(result.error <= rtn, `AWQ ${result.error.toExponential(3)} ≤ RTN ${rtn.toExponential(3)}`);
   const check = layerOutputError(w, restored(result), [K, N], calib, 'matmul').error;
   t.ok(Math.abs(check - result.error) / result.error < 1e-9, 'the reported error is that of the folded weight');
+  const subset = quantizeAwq(w, [K, N], spec, calib, { layout: 'matmul', grid: 10, maxSearchOutputs: 3 });
+  t.ok(subset.error <= subset.rtnError, `α chosen on 3 of ${N} outputs: ${subset.error.toExponential(3)} ≤ RTN ${subset.rtnError.toExponential(3)} on all outputs`);
+  const subsetCheck = layerOutputError(w, restored(subset), [K, N], calib, 'matmul').error;
+  t.ok(Math.abs(subsetCheck - subset.error) / subset.error < 1e-9, 'and its reported error covers all outputs');
 });
 
 t.test('AWQ protects salient input channels and clearly beats RTN there', async (t) => {
