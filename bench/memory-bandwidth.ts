@@ -1,0 +1,172 @@
+/**
+ * The adapter's memory bandwidth as WebGPU kernels see it: a copy kernel (bytes read + bytes written) and a
+ * read kernel (every element read once, one partial sum written per invocation; the faster of two access
+ * patterns), over a 64 MiB buffer (a multiple of 64 KiB).
+ *   node --import tsx bench/memory-bandwidth.ts [--mib 64]
+ * Prints one line per kernel (best and median GB/s over submissions) and a JSON summary line. Also exports
+ * the timing loop and the bandwidth figure for bench/int4-gemv.ts.
+ */
+import { parseArgs } from 'node:util';
+import type { KernelProgram } from '../daemon/kernels/types.ts';
+import { testDevice } from '../test/helpers/kernel-harness.ts';
+
+export interface Timing {
+  /** ms per dispatch: the best and the median over submissions. */
+  best: number;
+  median: number;
+}
+
+/**
+ * Times one program: `inputs[i]` backs its i-th input binding; constants are uploaded, outputs and scratch
+ * allocated. Each submission holds `repeats` dispatches; the first submission (pipeline compile) is dropped.
+ */
+export async function timeProgram(program: KernelProgram, inputs: (Float32Array | Int32Array | null)[], outputBytes: number[],
+  options: { repeats?: number; submissions?: number } = {}): Promise<Timing> {
+  const { device } = await testDevice();
+  const repeats = options.repeats ?? 5;
+  const submissions = options.submissions ?? 9;
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+  const created: GPUBuffer[] = [];
+  const buffer = (bytes: number, data?: ArrayBufferView): GPUBuffer => {
+    const b = device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 16) * 16), usage });
+    created.push(b);
+    if (data) device.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
+    return b;
+  };
+  const entries = program.bindings.map((binding, index) => {
+    switch (binding.kind) {
+      case 'input': {
+        const data = inputs[binding.index];
+        if (!data) throw new Error(`${program.label}: no data for input ${binding.index}`);
+        return { binding: index, resource: { buffer: buffer(data.byteLength, data) } };
+      }
+      case 'constant': return { binding: index, resource: { buffer: buffer(binding.data.byteLength, binding.data) } };
+      case 'scratch': return { binding: index, resource: { buffer: buffer(binding.bytes) } };
+      case 'output': return { binding: index, resource: { buffer: buffer(outputBytes[binding.index]) } };
+    }
+  });
+  const module = device.createShaderModule({ code: program.code, label: program.label });
+  const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: program.label });
+  const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+  const times: number[] = [];
+  for (let s = 0; s < submissions + 1; s++) {
+    const encoder = device.createCommandEncoder();
+    for (let r = 0; r < repeats; r++) {
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(...program.workgroups);
+      pass.end();
+    }
+    const start = performance.now();
+    device.queue.submit([encoder.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    if (s > 0) times.push((performance.now() - start) / repeats);
+  }
+  for (const b of created) b.destroy();
+  times.sort((x, y) => x - y);
+  return { best: times[0], median: times[Math.floor(times.length / 2)] };
+}
+
+const WORKGROUP = 64;
+
+function copyProgram(vec4s: number): KernelProgram {
+  const groups = Math.ceil(vec4s / WORKGROUP / 16);
+  return {
+    label: `copy ${vec4s * 16} B`,
+    key: 'bandwidth copy',
+    code: `@group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
+
+@compute @workgroup_size(${WORKGROUP}, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  // 16 vec4s per invocation, neighbouring invocations on neighbouring addresses
+  let stride = ${groups * WORKGROUP}u;
+  for (var i = gid.x; i < ${vec4s}u; i = i + stride) {
+    dst[i] = src[i];
+  }
+}
+`,
+    workgroups: [groups, 1, 1],
+    bindings: [{ kind: 'input', index: 0 }, { kind: 'output', index: 0 }],
+  };
+}
+
+/**
+ * Read kernels. 'rows': the buffer as rows of 1024 vec4s, each invocation walking one column four rows per
+ * iteration (the access pattern of the GEMV kernels: neighbouring invocations read neighbouring addresses);
+ * 'chunks': each invocation sums its own contiguous 1 KiB chunk.
+ */
+function readProgram(vec4s: number, pattern: 'rows' | 'chunks'): KernelProgram {
+  const width = 1024;
+  const rows = vec4s / width;
+  const invocations = pattern === 'rows' ? width : vec4s / 64;
+  const groups = Math.ceil(invocations / WORKGROUP);
+  const loop = pattern === 'rows'
+    ? `for (var r = 0u; r < ${rows}u; r = r + 4u) {
+    let i = r * ${width}u + gid.x;
+    acc = acc + src[i] + src[i + ${width}u] + src[i + ${2 * width}u] + src[i + ${3 * width}u];
+  }`
+    : `let start = gid.x * 64u;
+  for (var i = start; i < start + 64u; i = i + 4u) { acc = acc + src[i] + src[i + 1u] + src[i + 2u] + src[i + 3u]; }`;
+  return {
+    label: `read ${pattern} ${vec4s * 16} B`,
+    key: `bandwidth read ${pattern}`,
+    code: `@group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> partial: array<f32>;
+
+@compute @workgroup_size(${WORKGROUP}, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  var acc = vec4<f32>(0.0);
+  ${loop}
+  partial[gid.x] = acc.x + acc.y + acc.z + acc.w;
+}
+`,
+    workgroups: [groups, 1, 1],
+    bindings: [{ kind: 'input', index: 0 }, { kind: 'output', index: 0 }],
+  };
+}
+
+export interface BandwidthResult {
+  adapter: string;
+  bytes: number;
+  /** GB/s (1e9 bytes) of the best submission. */
+  copyGBs: number;
+  readGBs: number;
+}
+
+export async function measureBandwidth(mib = 64): Promise<BandwidthResult> {
+  const { caps } = await testDevice();
+  const bytes = mib * 1024 * 1024;
+  const vec4s = bytes / 16;
+  const source = new Float32Array(bytes / 4);
+  for (let i = 0; i < source.length; i++) source[i] = (i % 97) * 0.01;
+  const copy = await timeProgram(copyProgram(vec4s), [source], [bytes]);
+  let bestRead = Infinity;
+  for (const pattern of ['rows', 'chunks'] as const) {
+    const timing = await timeProgram(readProgram(vec4s, pattern), [source], [bytes]);
+    process.stderr.write(`read ${pattern}: ${(bytes / timing.best / 1e6).toFixed(2)} GB/s\n`);
+    bestRead = Math.min(bestRead, timing.best);
+  }
+  return {
+    adapter: `${caps.vendor} ${caps.architecture}`.trim(),
+    bytes,
+    copyGBs: (2 * bytes) / copy.best / 1e6,
+    readGBs: bytes / bestRead / 1e6,
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({ options: { mib: { type: 'string', default: '64' } } });
+  const mib = Number(values.mib);
+  if (!Number.isInteger(mib) || mib < 1 || mib > 1024) {
+    process.stderr.write(`--mib must be an integer in 1..1024, got '${values.mib}'\n`);
+    process.exit(2);
+  }
+  const result = await measureBandwidth(mib);
+  process.stdout.write(`adapter: ${result.adapter}\n`);
+  process.stdout.write(`copy ${mib} MiB: ${result.copyGBs.toFixed(2)} GB/s (read + write)\n`);
+  process.stdout.write(`read ${mib} MiB: ${result.readGBs.toFixed(2)} GB/s\n`);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.exit(0);
+}
