@@ -18,7 +18,7 @@ export interface BrokerOptions {
   messageSizeLimit?: number;
   /** Largest MQTT packet (Mosquitto `max_packet_size`); 0 = Mosquitto's default. */
   maxPacketSize?: number;
-  /** Force the in-process Aedes broker even where Mosquitto exists (tests of the fallback itself). */
+  /** Force the in-process Aedes broker even where Mosquitto exists (default: EDGERUN_TEST_BROKER=aedes). */
   forceAedes?: boolean;
   /** Log sink for which broker started and where; defaults to stderr. */
   log?: (line: string) => void;
@@ -174,7 +174,8 @@ function mosquittoConfig(port: number, dir: string, options: BrokerOptions): str
 export async function startBroker(options: BrokerOptions = {}): Promise<TestBroker> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const port = await freePort();
-  if (!options.forceAedes && existsSync(MOSQUITTO)) {
+  const forceAedes = options.forceAedes ?? process.env.EDGERUN_TEST_BROKER === 'aedes';
+  if (!forceAedes && existsSync(MOSQUITTO)) {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgerun-mosquitto-'));
     const configFile = path.join(dir, 'mosquitto.conf');
     await fs.writeFile(configFile, mosquittoConfig(port, dir, options));
@@ -188,6 +189,6 @@ export async function startBroker(options: BrokerOptions = {}): Promise<TestBrok
   await aedes.listen();
   const broker = new AedesBroker(port, aedes as unknown as ConstructorParameters<typeof AedesBroker>[1]);
   await broker.start();
-  log(`# test broker: in-process aedes on ${broker.url} (${options.forceAedes ? 'forced' : `${MOSQUITTO} is absent`}; MQTT 3.1.1)`);
+  log(`# test broker: in-process aedes on ${broker.url} (${forceAedes ? 'forced' : `${MOSQUITTO} is absent`}; MQTT 3.1.1)`);
   return broker;
 }
