@@ -5,6 +5,7 @@
  */
 import { assertFinite, compressError } from './checks.ts';
 import { calibrationsFor, gatherRows, type LayerLayout } from './layer-layout.ts';
+import { dot } from './linalg.ts';
 import type { LayerCalibration } from './types.ts';
 
 export interface LayerOutputError {
@@ -24,10 +25,7 @@ export function hessianWeightedSquares(rowsMatrix: Float64Array, rows: number, h
     for (let i = 0; i < features; i++) {
       const di = rowsMatrix[base + i]!;
       if (di === 0) continue;
-      const hBase = i * features;
-      let s = 0;
-      for (let j = 0; j < features; j++) s += hessian[hBase + j]! * rowsMatrix[base + j]!;
-      total += di * s;
+      total += di * dot(hessian, i * features, rowsMatrix, base, features);
     }
   }
   return total;
