@@ -2,14 +2,14 @@
  * Times FP32 Conv against the INT8 / INT4 edgerun.QConv kernels on the local adapter, one layer shape at a
  * time: `node --import tsx bench/quant-conv-kernels.ts [--gpu-tiling] [--only=TEXT]`.
  * Each case is built through the op registry (what the engine compiles), dispatched REPEATS times per
- * submission; best and median ms per dispatch over SUBMISSIONS submissions, GFLOP/s from the best, and the
- * bytes of the weight buffer the kernel reads.
+ * submission, the formats of a layer taking turns; best and median ms per dispatch over SUBMISSIONS
+ * submissions, GFLOP/s from the best, and the bytes of the weight buffer the kernel reads.
  */
 import type { DType, Tensor } from '../daemon/graph/ir.ts';
 import { buildSingleOp, randomTensor, seededRandom, testDevice, type AttrInput, type SingleOpCase } from '../test/helpers/kernel-harness.ts';
 
 const REPEATS = 3;
-const SUBMISSIONS = 9;
+const SUBMISSIONS = 15;
 
 type Format = 'fp32' | 'int8 per-channel' | 'int4 block32' | 'uint4 block32 + zp';
 
@@ -58,8 +58,17 @@ function caseFor(layer: Layer, format: Format, gpuTiling: boolean): SingleOpCase
   };
 }
 
-async function timeCase(single: SingleOpCase, layer: Layer): Promise<{ best: number; median: number; gflops: number; weightBytes: number; label: string }> {
+interface Prepared {
+  format: Format;
+  run(): Promise<number>;
+  flops: number;
+  weightBytes: number;
+}
+
+/** Compiles the case's program and binds its buffers; run() times one submission of REPEATS dispatches. */
+async function prepare(layer: Layer, format: Format, gpuTiling: boolean): Promise<Prepared> {
   const { device } = await testDevice();
+  const single = caseFor(layer, format, gpuTiling);
   const { programs, outputs } = await buildSingleOp(single);
   if (programs.length !== 1) throw new Error(`${single.opType}: expected one program, got ${programs.length}`);
   const program = programs[0];
@@ -84,8 +93,7 @@ async function timeCase(single: SingleOpCase, layer: Layer): Promise<{ best: num
     return { binding: index, resource: { buffer } };
   });
   const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-  const times: number[] = [];
-  for (let s = 0; s < SUBMISSIONS + 1; s++) {
+  const run = async (): Promise<number> => {
     const encoder = device.createCommandEncoder();
     for (let r = 0; r < REPEATS; r++) {
       const pass = encoder.beginComputePass();
@@ -97,10 +105,10 @@ async function timeCase(single: SingleOpCase, layer: Layer): Promise<{ best: num
     const start = performance.now();
     device.queue.submit([encoder.finish()]);
     await device.queue.onSubmittedWorkDone();
-    if (s > 0) times.push((performance.now() - start) / REPEATS);
-  }
-  times.sort((a, b) => a - b);
-  return { best: times[0], median: times[Math.floor(times.length / 2)], gflops: flops / times[0] / 1e6, weightBytes, label: program.label };
+    return (performance.now() - start) / REPEATS;
+  };
+  await run();
+  return { format, run, flops, weightBytes };
 }
 
 const gpuTiling = process.argv.includes('--gpu-tiling');
@@ -109,9 +117,18 @@ const { caps } = await testDevice();
 process.stdout.write(`adapter: ${caps.vendor} ${caps.architecture}${gpuTiling ? ' (GPU tiling)' : ''}\n`);
 for (const layer of LAYERS) {
   if (only && !layer.name.includes(only)) continue;
-  for (const format of FORMATS) {
-    const r = await timeCase(caseFor(layer, format, gpuTiling), layer);
-    process.stdout.write(`${layer.name.padEnd(34)} ${format.padEnd(18)} best ${r.best.toFixed(2).padStart(8)} ms  median ${r.median.toFixed(2).padStart(8)} ms  ${r.gflops.toFixed(2).padStart(6)} GFLOP/s  weights ${(r.weightBytes / 1024).toFixed(1).padStart(7)} KiB\n`);
+  const prepared: Prepared[] = [];
+  for (const format of FORMATS) prepared.push(await prepare(layer, format, gpuTiling));
+  // formats take turns, so that load from other processes falls on all of them alike
+  const times = prepared.map((): number[] => []);
+  for (let s = 0; s < SUBMISSIONS; s++) {
+    for (const [i, p] of prepared.entries()) times[i].push(await p.run());
+  }
+  for (const [i, p] of prepared.entries()) {
+    const sorted = times[i].sort((a, b) => a - b);
+    const best = sorted[0];
+    const median = sorted[Math.floor(sorted.length / 2)];
+    process.stdout.write(`${layer.name.padEnd(34)} ${p.format.padEnd(18)} best ${best.toFixed(2).padStart(8)} ms  median ${median.toFixed(2).padStart(8)} ms  ${(p.flops / best / 1e6).toFixed(2).padStart(6)} GFLOP/s  weights ${(p.weightBytes / 1024).toFixed(1).padStart(7)} KiB\n`);
   }
 }
 process.exit(0);
