@@ -42,6 +42,12 @@ export interface PackageManifest {
   recipe?: Record<string, unknown>;
   targets?: string[];
   eval?: ManifestEval;
+  /** What the model does, for scorers that need to know (e.g. "ppocr-rec" for `bench --compare`). Optional. */
+  task?: string;
+  /** Precision of each compressed layer (node name → "int4" | "int8" | "fp16" | "fp32"), as the compressor chose. Optional. */
+  precision?: Record<string, string>;
+  /** Sizes in bytes: the original FP32 model file and the package's model file. Optional. */
+  sizes?: { originalModelBytes: number; modelBytes: number };
 }
 
 export const DEFAULT_ALLCLOSE_TOLERANCE = 1e-4;
@@ -74,6 +80,16 @@ export const MANIFEST_SCHEMA = {
     },
     recipe: { type: 'object' },
     targets: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 256 }, maxItems: 1024 },
+    task: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', maxLength: 64 },
+    precision: { type: 'object', additionalProperties: { type: 'string', maxLength: 16 } },
+    sizes: {
+      type: 'object',
+      required: ['originalModelBytes', 'modelBytes'],
+      properties: {
+        originalModelBytes: { type: 'integer', minimum: 0 },
+        modelBytes: { type: 'integer', minimum: 0 },
+      },
+    },
     eval: {
       type: 'object',
       required: ['cases', 'metric', 'threshold'],
