@@ -51,12 +51,15 @@ export class ActiveDeployment {
   /** Subscribes to the chunks and reports; a resumed transfer that is already complete goes straight to install. */
   async start(resumed: boolean): Promise<void> {
     this.ctx.active.set(this.transferId, this);
-    this.setState(resumed && this.receiver.receivedChunks > 0 ? 'downloading' : 'accepted');
+    const state = resumed && this.receiver.receivedChunks > 0 ? 'downloading' : 'accepted';
     if (this.receiver.complete) {
+      this.setState(state);
       void this.ctx.enqueue(() => this.finish());
       return;
     }
+    // Subscribed before reporting: a sender starts the chunks when it sees the report.
     await this.ctx.subscribe(this.chunkTopic);
+    this.setState(state);
     if (this.ctx.connected()) this.armIdleTimer();
   }
 

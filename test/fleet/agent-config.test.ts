@@ -1,8 +1,11 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { loadConfig } from '../../daemon/config/load.ts';
+import { FleetAgent } from '../../daemon/fleet/agent.ts';
+import { logger } from '../../daemon/log.ts';
 import { expectEdgerunError } from '../helpers/expect-error.ts';
 
 const PEM = '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n';
@@ -44,4 +47,21 @@ t.test('bad fleet values name the key and the flag', async (t) => {
   await expectEdgerunError(t, () => loadConfig({ env: { EDGERUN_FLEET_MQTT_PROTOCOL_VERSION: '3' }, cwd: '/' }), 'EDGERUN_ERR_CONFIG',
     /fleet\.mqttProtocolVersion \(EDGERUN_FLEET_MQTT_PROTOCOL_VERSION\): must be one of 4, 5/);
   await expectEdgerunError(t, () => loadConfig({ env: { EDGERUN_FLEET_TOPIC_PREFIX: 'a/#' }, cwd: '/' }), 'EDGERUN_ERR_CONFIG', /fleet\.topicPrefix/);
+});
+
+t.test('a trust key file that cannot be read fails the fleet agent start, naming the file', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgerun-fleet-config-'));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  const { config } = loadConfig({ env: {}, cwd: dir, flags: { broker: 'mqtt://127.0.0.1:1', deviceId: 'd1', trust: ['missing.pub'], stateDir: 'state' } });
+  const start = FleetAgent.start({
+    fleet: { ...config.fleet, broker: config.fleet.broker! }, stateDir: config.state.dir,
+    models: () => { throw new Error('not needed'); }, store: () => { throw new Error('not needed'); }, log: logger,
+  });
+  await expectEdgerunError(t, start, 'EDGERUN_ERR_KEY', /missing\.pub: cannot read key file/);
+  await fs.writeFile(path.join(dir, 'rsa.pub'), crypto.generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }));
+  const rsa = FleetAgent.start({
+    fleet: { ...config.fleet, broker: config.fleet.broker!, trust: [path.join(dir, 'rsa.pub')] }, stateDir: config.state.dir,
+    models: () => { throw new Error('not needed'); }, store: () => { throw new Error('not needed'); }, log: logger,
+  });
+  await expectEdgerunError(t, rsa, 'EDGERUN_ERR_KEY', /rsa\.pub: not an ed25519 key \(found rsa\)/);
 });
