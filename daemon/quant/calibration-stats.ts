@@ -9,6 +9,7 @@
  * every sample contributes.
  */
 import { EdgerunError } from '../errors.ts';
+import { dot } from './linalg.ts';
 import type { LayerCalibration } from './types.ts';
 
 /** Multiply-adds one addRows call may spend on H by default: about a tenth of a second in V8. */
@@ -82,12 +83,7 @@ export class LayerStatsAccumulator {
     for (let i = 0; i < k; i++) {
       const bi = i * CHUNK_ROWS;
       const hBase = i * k;
-      for (let j = i; j < k; j++) {
-        const bj = j * CHUNK_ROWS;
-        let s = 0;
-        for (let c = 0; c < count; c++) s += chunk[bi + c]! * chunk[bj + c]!;
-        this.upper[hBase + j]! += s;
-      }
+      for (let j = i; j < k; j++) this.upper[hBase + j]! += dot(chunk, bi, chunk, j * CHUNK_ROWS, count);
     }
   }
 

@@ -79,6 +79,9 @@ t.test('GPTQ on a grouped conv uses each group’s statistics and beats RTN', as
   t.ok(gptq < 0.8 * rtn, `grouped conv (${groups} groups): GPTQ ${gptq.toExponential(3)} vs RTN ${rtn.toExponential(3)}`);
   const blocks = quantizeGptq(weights, dims, { bits: 4, scheme: 'symmetric', granularity: { kind: 'block', axis: 1, blockSize: 32 } }, calibs, { layout: 'conv' });
   t.same(blocks.scaleDims, [m, 1, kh, kw], 'block scales along the input channels, one per kernel position');
+  const blockRtn = layerOutputError(weights, dequantize(quantizeRtn(weights, dims, blocks.spec)), dims, calibs, 'conv').relative;
+  const blockGptq = layerOutputError(weights, dequantize(blocks), dims, calibs, 'conv').relative;
+  t.ok(blockGptq < 0.8 * blockRtn, `strided block groups: GPTQ ${blockGptq.toExponential(3)} vs RTN ${blockRtn.toExponential(3)}`);
 });
 
 t.test('GPTQ on a depthwise conv (one input channel per group) works and is no worse than RTN', async (t) => {
