@@ -31,6 +31,12 @@ export function validateWeights(weights: Float32Array, dims: readonly number[], 
   if (!Number.isInteger(axis) || axis < 0 || axis >= dims.length) {
     throw compressError(tensorName, `quantization axis ${axis} is outside a rank-${dims.length} weight`);
   }
+  if (spec.granularity.kind === 'block' && !(Number.isInteger(spec.granularity.blockSize) && spec.granularity.blockSize > 0)) {
+    throw compressError(tensorName, `block size ${spec.granularity.blockSize} must be a positive integer`);
+  }
+  if ((spec.bits !== 4 && spec.bits !== 8) || (spec.scheme !== 'symmetric' && spec.scheme !== 'asymmetric')) {
+    throw compressError(tensorName, `unsupported quantization ${spec.bits}-bit ${spec.scheme}`);
+  }
   assertFinite(weights, 'weight', tensorName);
 }
 

@@ -115,6 +115,7 @@ export class PercentileObserver implements RangeObserver {
   /** `percentile` in (50, 100]; `bins` (even) per sign. */
   constructor(readonly percentile = 99.99, bins = 8192, name = 'activation') {
     if (!(percentile > 50 && percentile <= 100)) throw new EdgerunError('EDGERUN_ERR_CALIBRATION', `${name}: percentile ${percentile} must lie in (50, 100]`, { name });
+    if (!Number.isInteger(bins) || bins < 2 || bins % 2 !== 0) throw new EdgerunError('EDGERUN_ERR_CALIBRATION', `${name}: histogram bins ${bins} must be an even integer ≥ 2`, { name });
     this.extremes = new Extremes(name);
     this.negative = new MagnitudeHistogram(bins);
     this.nonNegative = new MagnitudeHistogram(bins);
@@ -161,9 +162,13 @@ export class EntropyObserver implements RangeObserver {
   /** `levels`: 128 for int8 (the |x| side of a symmetric range), 256 for uint8 of non-negative data. */
   constructor(options: { bins?: number; levels?: number; name?: string } = {}) {
     const name = options.name ?? 'activation';
-    this.extremes = new Extremes(name);
-    this.histogram = new MagnitudeHistogram(options.bins ?? 2048);
+    const bins = options.bins ?? 2048;
     this.levels = options.levels ?? 128;
+    if (!Number.isInteger(bins) || bins % 2 !== 0 || !Number.isInteger(this.levels) || this.levels < 2 || this.levels > bins) {
+      throw new EdgerunError('EDGERUN_ERR_CALIBRATION', `${name}: entropy calibration needs an even bin count ≥ its levels, got ${bins} bins for ${this.levels} levels`, { name });
+    }
+    this.extremes = new Extremes(name);
+    this.histogram = new MagnitudeHistogram(bins);
   }
 
   observe(batch: Float32Array): void {

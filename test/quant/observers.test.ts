@@ -72,4 +72,6 @@ t.test('observers reject NaN activations and empty observation with EDGERUN_ERR_
   await expectEdgerunError(t, () => new PercentileObserver(99.99, 2048, 'conv3 input').range(), 'EDGERUN_ERR_CALIBRATION', /conv3 input/, /no activation/);
   await expectEdgerunError(t, () => new EntropyObserver({ name: 'x' }).observe(Float32Array.of(1, NaN)), 'EDGERUN_ERR_CALIBRATION', /NaN/);
   await expectEdgerunError(t, () => new PercentileObserver(30), 'EDGERUN_ERR_CALIBRATION', /percentile 30/);
+  await expectEdgerunError(t, () => new PercentileObserver(99, 7), 'EDGERUN_ERR_CALIBRATION', /bins 7/);
+  await expectEdgerunError(t, () => new EntropyObserver({ bins: 100, levels: 128 }), 'EDGERUN_ERR_CALIBRATION', /100 bins for 128 levels/);
 });

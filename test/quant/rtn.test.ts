@@ -90,4 +90,8 @@ t.test('NaN or Inf weights and wrong dims fail with EDGERUN_ERR_COMPRESS naming 
   await expectEdgerunError(t, () => quantizeRtn(w, [2, 10], int8Channel, { name: 'conv1.w' }), 'EDGERUN_ERR_COMPRESS', /Infinity/);
   await expectEdgerunError(t, () => quantizeRtn(normalArray(20, 3), [3, 10], int8Channel, { name: 'fc' }), 'EDGERUN_ERR_COMPRESS', /fc/, /20 values/);
   await expectEdgerunError(t, () => quantizeRtn(normalArray(20, 3), [20], int8Channel, { name: 'fc' }), 'EDGERUN_ERR_COMPRESS', /axis 1/);
+  const badBlock = { bits: 4, scheme: 'symmetric', granularity: { kind: 'block', axis: 0, blockSize: 0 } } as unknown as QuantSpec;
+  await expectEdgerunError(t, () => quantizeRtn(normalArray(20, 3), [20], badBlock, { name: 'fc' }), 'EDGERUN_ERR_COMPRESS', /block size 0/);
+  const badBits = { bits: 2, scheme: 'symmetric', granularity: { kind: 'channel', axis: 0 } } as unknown as QuantSpec;
+  await expectEdgerunError(t, () => quantizeRtn(normalArray(20, 3), [20], badBits, { name: 'fc' }), 'EDGERUN_ERR_COMPRESS', /2-bit/);
 });
