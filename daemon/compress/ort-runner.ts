@@ -49,9 +49,14 @@ export function withExtraOutputs(model: ModelProto, names: readonly string[]): U
 export class OrtModel {
   private constructor(private readonly session: ort.InferenceSession, readonly label: string) {}
 
-  static async open(bytes: Uint8Array, label: string): Promise<OrtModel> {
+  /**
+   * `optimization` 'all' (default) is what the daemon's onnxruntime engine uses; it fuses weight-only
+   * DequantizeLinear → MatMul into integer kernels that also quantize the activation, so outputs differ from the
+   * ONNX semantics by up to about 0.3 % of their range. 'disabled' computes exactly what the graph says.
+   */
+  static async open(bytes: Uint8Array, label: string, optimization: 'disabled' | 'all' = 'all'): Promise<OrtModel> {
     try {
-      const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: 2 });
+      const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: optimization, intraOpNumThreads: 2 });
       return new OrtModel(session, label);
     } catch (error) {
       throw new EdgerunError('EDGERUN_ERR_COMPRESS', `${label}: onnxruntime cannot load the model (${(error as Error).message})`,
