@@ -8,7 +8,9 @@ import path from 'node:path';
 import t from 'tap';
 import { loadModelFile } from '../../daemon/onnx/decode.ts';
 import type { Model } from '../../daemon/graph/ir.ts';
+import { quantizeAwq, scaleCalibration } from '../../daemon/quant/awq.ts';
 import { im2colRows, LayerStatsAccumulator } from '../../daemon/quant/calibration-stats.ts';
+import { searchClipRatios } from '../../daemon/quant/clip-search.ts';
 import { layerOutputError } from '../../daemon/quant/error-metrics.ts';
 import { quantizeGptq } from '../../daemon/quant/gptq.ts';
 import { layerGeometry } from '../../daemon/quant/layer-layout.ts';
@@ -93,6 +95,31 @@ t.test('real PP-OCRv4 recognition layers: GPTQ beats round-to-nearest', async (t
     t.ok(int4.gptq < 0.8 * int4.rtn, 'int4 group 32: ≥ 20% less error');
     const int8 = compare(data, dims, int8Channel(1), calib, 'matmul', 'linear_79.w_0');
     t.ok(int8.gptq < int8.rtn, 'int8 per-channel: less error');
+  });
+
+  await t.test('every method on linear_79 int4 group 32 with salient input channels, none worse than RTN', async (t) => {
+    const { data, dims } = constantWeight(model, 'linear_79.w_0');
+    const [k, n] = dims as [number, number];
+    const calib = calibrationOf(correlatedActivations(1024, k, 80, { salient: [4, 33, 34, 90], salientGain: 12 }), 1024, k);
+    const spec: QuantSpec = { bits: 4, scheme: 'asymmetric', granularity: { kind: 'block', axis: 0, blockSize: 32 } };
+    const error = (approx: Float32Array): number => layerOutputError(data, approx, dims, calib, 'matmul').relative;
+    const rtn = error(dequantize(quantizeRtn(data, dims, spec)));
+    const clip = searchClipRatios(data, dims, spec, { calib, layout: 'matmul' });
+    const awq = quantizeAwq(data, dims, spec, calib, { layout: 'matmul' });
+    const unscale = (values: Float32Array): Float32Array => values.map((v, e) => v / awq.inputScales[Math.floor(e / n)]!);
+    const scaled = Float32Array.from(data, (v, e) => v * awq.inputScales[Math.floor(e / n)]!);
+    const [scaledCalib] = scaleCalibration(calib, awq.inputScales, dims, 'matmul');
+    const results = {
+      rtn,
+      clip: error(dequantize(clip.quantized)),
+      awq: error(unscale(dequantize(awq.quantized))),
+      gptq: error(dequantize(quantizeGptq(data, dims, spec, calib, { layout: 'matmul' }))),
+      'clip+gptq': error(dequantize(quantizeGptq(data, dims, spec, calib, { layout: 'matmul', clipRatio: clip.clipRatio }))),
+      'awq+gptq': error(unscale(dequantize(quantizeGptq(scaled, dims, spec, scaledCalib!, { layout: 'matmul' })))),
+    };
+    t.comment(`linear_79.w_0 uint4 g32, relative output error: ${Object.entries(results).map(([m, e]) => `${m} ${e.toExponential(3)}`).join(', ')} (AWQ α ${awq.alpha})`);
+    for (const [method, e] of Object.entries(results)) t.ok(e <= rtn, `${method} ≤ RTN`);
+    t.ok(results.awq < 0.8 * rtn, 'AWQ: ≥ 20% less error with salient channels');
   });
 
   await t.test('pointwise conv conv2d_178 (480×240×1×1), blocks along input channels', async (t) => {
