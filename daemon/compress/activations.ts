@@ -48,11 +48,37 @@ export async function quantizeActivations(input: ActivationInput): Promise<Activ
   return input.step.mode === 'static' ? quantizeStatic(input, layers) : quantizeDynamic(input, layers);
 }
 
+/**
+ * The entropy observer's level count depends on the sign of the data (256 uint8 levels for non-negative data such
+ * as ReLU outputs, 128 per side otherwise), which is known only after observing: both run, the extremes decide.
+ */
+class SignAwareEntropyObserver implements RangeObserver {
+  private readonly extremes: MinMaxObserver;
+  private readonly signed: EntropyObserver;
+  private readonly nonNegative: EntropyObserver;
+
+  constructor(name: string) {
+    this.extremes = new MinMaxObserver(name);
+    this.signed = new EntropyObserver({ name, levels: 128 });
+    this.nonNegative = new EntropyObserver({ name, levels: 256 });
+  }
+
+  observe(batch: Float32Array): void {
+    this.extremes.observe(batch);
+    this.signed.observe(batch);
+    this.nonNegative.observe(batch);
+  }
+
+  range(): ReturnType<RangeObserver['range']> {
+    return this.extremes.range().min >= 0 ? this.nonNegative.range() : this.signed.range();
+  }
+}
+
 function observerFor(step: ActivationStep, name: string): RangeObserver {
   switch (step.observer) {
     case 'minmax': return new MinMaxObserver(name);
     case 'percentile': return new PercentileObserver(step.percentile, 8192, name);
-    case 'entropy': return new EntropyObserver({ name, levels: 256 });
+    case 'entropy': return new SignAwareEntropyObserver(name);
   }
 }
 
