@@ -41,6 +41,10 @@ export interface AwqResult {
 /** Salience floor relative to the largest channel: keeps dead channels from getting a zero scale. */
 const SALIENCE_FLOOR = 1e-4;
 
+/**
+ * Searches α, returns the input scales s (divide the layer's input by them), the quantized W·diag(s) and the
+ * output errors. Throws EDGERUN_ERR_COMPRESS on NaN/Inf or mismatched statistics.
+ */
 export function quantizeAwq(weights: Float32Array, dims: number[], spec: QuantSpec, calib: LayerCalibration | LayerCalibration[], options: AwqOptions): AwqResult {
   const name = options.name ?? 'weight';
   validateWeights(weights, dims, spec, name);

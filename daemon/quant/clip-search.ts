@@ -35,6 +35,10 @@ export interface ClipSearchResult {
   rtnError: number;
 }
 
+/**
+ * Chooses a clipping ratio per scale and returns it with the weight quantized under it. Throws
+ * EDGERUN_ERR_COMPRESS on NaN/Inf, ratios outside (0, 1], or calibration without a layout.
+ */
 export function searchClipRatios(weights: Float32Array, dims: number[], spec: QuantSpec, options: ClipSearchOptions = {}): ClipSearchResult {
   const name = options.name ?? 'weight';
   validateWeights(weights, dims, spec, name);
