@@ -31,6 +31,8 @@ export interface MixedReport {
   totalBytes: number;
   met: boolean;
   measuredPairs: number;
+  /** Wall time of the onnxruntime sensitivity measurements (all pairs). */
+  sensitivityMs: number;
 }
 
 export interface MixedInput {
@@ -72,9 +74,11 @@ export async function allocateMixedPrecision(input: MixedInput): Promise<MixedRe
   const fp16 = layers.map((layer) => quantizeLayer(layer, input.weights.get(layer.name)!, 16, recipe.weights, undefined, 'mixed'));
 
   const reference = await referenceOutputs(input.model, samples);
+  const sensitivityStarted = performance.now();
   const measured = await measureSensitivity({
     model: input.model, layers, candidates: [...int4, ...int8], samples, maxMeasured: MAX_MEASURED, progress: input.progress,
   }, reference);
+  const sensitivityMs = performance.now() - sensitivityStarted;
   const sensitivity = layers.map((layer, i) => ({ layer: layer.name, int4: measured[i]!, int8: measured[layers.length + i]! }));
 
   const allFp32 = encodeModelProto(input.model).length;
@@ -110,6 +114,7 @@ export async function allocateMixedPrecision(input: MixedInput): Promise<MixedRe
     totalBytes: result.totalBytes,
     met,
     measuredPairs: measured.filter((m) => m.source === 'measured').length,
+    sensitivityMs,
   };
 }
 

@@ -50,7 +50,7 @@ export interface Recipe {
 }
 
 const INT8: WeightStep = { bits: 8, scheme: 'symmetric', group: 32, method: 'auto', format: 'dq', int8Layers: [] };
-const INT4: WeightStep = { bits: 4, scheme: 'symmetric', group: 32, method: 'auto', format: 'dq', int8Layers: ['depthwise', 'first', 'last'] };
+const INT4: WeightStep = { bits: 4, scheme: 'symmetric', group: 64, method: 'auto', format: 'dq', int8Layers: ['depthwise', 'first', 'last'] };
 
 function recipe(name: string, weights: WeightStep, extra: Partial<Recipe> = {}): Recipe {
   return { name, foldBatchNorm: true, weights, mixed: null, biasCorrection: false, activations: null, ...extra };

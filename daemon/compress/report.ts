@@ -16,7 +16,7 @@ export interface CompressReport {
   layers: { name: string; op: string; dims: number[]; precision: string; format: string; method: string; bytes: number; fp32Bytes: number;
     estimatedError?: number; sensitivityInt4?: number; sensitivityInt8?: number; reason: string }[];
   precisionCounts: Record<string, number>;
-  mixed?: { budget: Record<string, number | undefined>; predictedError: number; measuredError: number; met: boolean; measuredPairs: number };
+  mixed?: { budget: Record<string, number | undefined>; predictedError: number; measuredError: number; met: boolean; measuredPairs: number; sensitivityMs: number };
   activations?: CompressResult['activations'];
   outputError: CompressResult['outputError'];
   eval: { cases: number; metric: string; tolerance?: number; threshold: number };
@@ -67,7 +67,7 @@ export function buildReport(args: {
     ...(result.mixed ? {
       mixed: {
         budget: result.mixed.budget, predictedError: result.mixed.predictedError, measuredError: result.mixed.measuredError,
-        met: result.mixed.met, measuredPairs: result.mixed.measuredPairs,
+        met: result.mixed.met, measuredPairs: result.mixed.measuredPairs, sensitivityMs: result.mixed.sensitivityMs,
       },
     } : {}),
     ...(result.activations ? { activations: result.activations } : {}),
@@ -111,7 +111,8 @@ export function reportMarkdown(r: CompressReport): string {
     lines.push('', '## Mixed precision', '',
       `Budget: ${r.mixed.budget.sizeBytes !== undefined ? `size ≤ ${r.mixed.budget.sizeBytes} bytes` : ''}${r.mixed.budget.accuracy !== undefined ? ` accuracy: relative error ≤ ${r.mixed.budget.accuracy}` : ''}; `
       + `predicted error ${num(r.mixed.predictedError)}, measured ${num(r.mixed.measuredError)}; budget ${r.mixed.met ? 'met' : 'NOT met'}; `
-      + `${r.mixed.measuredPairs} (layer, bits) sensitivities measured with onnxruntime, the rest estimated from H.`);
+      + `${r.mixed.measuredPairs} (layer, bits) sensitivities measured with onnxruntime in ${(r.mixed.sensitivityMs / 1000).toFixed(1)} s `
+      + `(${(r.mixed.sensitivityMs / Math.max(1, r.mixed.measuredPairs)).toFixed(0)} ms each), the rest estimated from H.`);
   }
   if (r.activations) {
     lines.push('', '## Activations', '', `${r.activations.mode}${r.activations.observer ? ` (observer ${r.activations.observer})` : ''}: `
