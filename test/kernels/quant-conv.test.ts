@@ -38,9 +38,10 @@ const cases: QCase[] = [
   { name: '3x3 uint4 blocks of 16 with zero points (three blocks)', x: [1, 48, 5, 5], w: [6, 48, 3, 3], dtype: 'uint4', scales: 16, zeroPoint: true, bias: true },
   { name: 'depthwise 3x3 s1 p1 int8 per-channel', x: [1, 16, 9, 11], w: [16, 1, 3, 3], dtype: 'int8', scales: 'channel', bias: true, attributes: { group: 16, pads: [1, 1, 1, 1] } },
   { name: 'depthwise 3x3 s2 p1 int4 blocks (one per tap)', x: [1, 8, 10, 10], w: [8, 1, 3, 3], dtype: 'int4', scales: 32, bias: true, attributes: { group: 8, strides: [2, 2], pads: [1, 1, 1, 1] } },
-  { name: 'grouped 3x3 uint8 per-tensor with zero point', x: [1, 8, 6, 6], w: [12, 4, 3, 3], dtype: 'uint8', scales: 'tensor', zeroPoint: true, attributes: { group: 2, pads: [1, 0, 1, 0] } },
+  { name: 'grouped 3x3 uint8 per-tensor with zero point, batch 2', x: [2, 8, 6, 6], w: [12, 4, 3, 3], dtype: 'uint8', scales: 'tensor', zeroPoint: true, attributes: { group: 2, pads: [1, 0, 1, 0] } },
   { name: 'dilation 2, asymmetric pads, int8 per-channel', x: [1, 5, 10, 9], w: [7, 5, 3, 3], dtype: 'int8', scales: 'channel', attributes: { dilations: [2, 2], pads: [2, 1, 0, 2] } },
   { name: 'SAME_UPPER stride 2 (odd total pad) uint8 per-channel with zero points', x: [1, 4, 8, 8], w: [5, 4, 3, 3], dtype: 'uint8', scales: 'channel', zeroPoint: true, attributes: { auto_pad: 'SAME_UPPER', strides: [2, 2] } },
+  { name: '1D k3 s2 p1 int4 blocks of 16 with zero points', x: [1, 24, 17], w: [6, 24, 3], dtype: 'int4', scales: 16, zeroPoint: true, bias: true, attributes: { strides: [2], pads: [1, 1] } },
   { name: '1x1 stride 2 (direct path) uint4 per-channel with zero points', x: [1, 8, 9, 9], w: [12, 8, 1, 1], dtype: 'uint4', scales: 'channel', zeroPoint: true, bias: true, attributes: { strides: [2, 2] } },
 ];
 
