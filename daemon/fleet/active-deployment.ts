@@ -243,9 +243,13 @@ export class ActiveDeployment {
     this.ctx.active.delete(this.transferId);
     const log = state === 'active' ? this.ctx.log.info.bind(this.ctx.log) : this.ctx.log.warn.bind(this.ctx.log);
     log({ deploymentId: this.deploymentId, model: this.manifest.model, state, code, reason, counts: this.counts }, `deployment ${state}`);
-    this.setState(state, code, reason);
+    // Recorded before the staging files go (a crash in between must not resume the transfer), and reported
+    // after, so whoever sees the outcome sees the disk as it stays.
+    this.state = state;
+    this.record(code, reason);
     await TransferReceiver.remove(this.ctx.transfersDir, this.transferId).catch((error: unknown) =>
       this.ctx.log.warn({ transferId: this.transferId, err: error }, 'could not remove the staging files'));
+    this.report(code, reason);
     this.ctx.publishStatus();
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Manifests and commands a device must refuse, against a real broker and a daemon process: a wrong key, an
  * expired manifest, another target, a downgrade, a stale version, a replayed manifest (live and retained), a
- * package over the size cap or the free disk, an aborted transfer, and an expired or replayed command. Each
+ * package over the size cap or the free disk, an aborted transfer, a package that fails its accuracy gate, and
+ * expired or untrusted commands. Each
  * refusal is reported on the progress topic with its code and reason, the serving version keeps answering, and
  * the store holds only complete, verified packages afterwards.
  */
@@ -12,7 +13,9 @@ import t from 'tap';
 import { MAX_CHUNK_BYTES } from '../../daemon/fleet/messages.ts';
 import { type DeploymentManifest, topics } from '../../daemon/fleet/protocol.ts';
 import { readPackage } from '../../daemon/package/read-package.ts';
+import { scaleModel } from '../helpers/daemon-models.ts';
 import { startBroker } from '../helpers/mqtt-broker.ts';
+import { writePackage } from '../helpers/package-builder.ts';
 import { commandTimes, inferScale, makeKey, PREFIX, startDevice, tempDir, TestSender, writeScalePackage } from './helpers/agent-harness.ts';
 
 /** Makes the manifest claim `extra` more bytes in its last file (the claim is signed; no chunk is ever sent). */
@@ -101,6 +104,23 @@ t.test('refused manifests and commands are reported with code and reason while t
   t.match(aborted.reason, /aborted by command/);
   t.same(await fs.readdir(path.join(dir, 'state', 'fleet', 'transfers')), [], 'the aborted transfer left no staging files');
 
+  // A package that fails its accuracy gate: installed, never swapped in.
+  const badGate = path.join(dir, 'scale-5');
+  await writePackage(badGate, {
+    name: 'scale', version: '5', model: scaleModel(6),
+    evalInputs: [{ x: { dtype: 'float32', dims: [1, 4], data: Float32Array.from([1, 2, 3, 4]) } }],
+    referenceOutputs: [{ y: { dtype: 'float32', dims: [1, 4], data: Float32Array.from([0, 0, 0, 0]) } }],
+  });
+  const gated = await sender.prepare(badGate);
+  await sender.publishManifest(deployTopic, gated);
+  await sender.waitProgress(gated.deploymentId, ['accepted']);
+  await sender.sendChunks(gated.transferId);
+  const gateFailure = await sender.waitProgress(gated.deploymentId, ['active', 'failed']);
+  t.equal(gateFailure.state, 'failed');
+  t.equal(gateFailure.code, 'EDGERUN_ERR_GATE_FAILED');
+  t.match(gateFailure.reason, /accuracy gate failed/);
+  await serves(4, 'version 3 still serves after version 5 failed its gate');
+
   // Commands: an expired rollback and one signed by a stranger change nothing.
   const expiredRollback = crypto.randomUUID();
   await sender.command('cam-1', { protocol: 1, kind: 'rollback', commandId: expiredRollback, model: 'scale', issuedAt: new Date(Date.now() - 7_200_000).toISOString(), expiresAt: new Date(Date.now() - 3_600_000).toISOString() });
@@ -122,6 +142,8 @@ t.test('refused manifests and commands are reported with code and reason while t
   // 0 corrupt installs: every package in the store verifies, and only versions that passed are there.
   const storeRoot = path.join(dir, 'state', 'store', 'packages', 'scale');
   const versions = (await fs.readdir(storeRoot)).sort();
-  t.same(versions, ['1', '2', '3'], 'the store holds versions 1, 2 and 3 only');
+  t.same(versions, ['1', '2', '3', '5'], 'the store holds versions 1, 2, 3 and the gated-out 5, nothing of the refused or aborted ones');
+  const pointer = JSON.parse(await fs.readFile(path.join(dir, 'state', 'store', 'active', 'scale'), 'utf8')) as { version: string };
+  t.equal(pointer.version, '3', 'the store points at version 3');
   for (const version of versions) await t.resolves(readPackage(path.join(storeRoot, version)), `store version ${version} verifies`);
 });
