@@ -14,7 +14,7 @@ import { writeSamples } from './helpers/models.ts';
 
 const clsModel = path.resolve(import.meta.dirname, '..', '..', 'node_modules', '@gutenye', 'ocr-models', 'assets', 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
 
-t.test('the PaddleOCR classifier compresses to a valid INT8 package over 3x smaller (3.16x: biases, scales and graph are 21 % of 180 KB) that agrees with FP32', async (t) => {
+t.test('the PaddleOCR classifier compresses to a valid INT8 package over 3x smaller (3.16x measured: in a 0.58 MB model float32 biases, scales and graph weigh more) that agrees with FP32', async (t) => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgerun-real-'));
   t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
   const calib = await writeSamples(path.join(dir, 'calib'), [1, 3, 48, 192], 3, 500);
