@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type ISubscriptionMap, type MqttClient } from 'mqtt';
 import type { ResolvedConfig } from '../config/types.ts';
 import { configFolder } from '../config/files.ts';
 import type { Logger } from '../log.ts';
@@ -160,7 +160,10 @@ export class FleetAgent implements AgentContext {
       this.log.info({ broker: fleet.broker, deviceId: this.deviceId, sessionPresent: connack.sessionPresent }, 'connected to the fleet broker');
       this.publishStatus();
       const wanted = [...this.subscriptions, ...[...this.active.values()].map((a) => topics.chunkWildcard(this.prefix, a.transferId))];
-      client.subscribeAsync(wanted, { qos: 1 }).catch((error: unknown) => this.log.error({ err: error }, 'subscribing failed'));
+      // resubscribe: mqtt.js skips topics it believes the session holds, but a broker that lost its state (SIGKILL
+      // between autosaves) restores an older session without the latest chunk subscriptions.
+      const subscriptions = { ...Object.fromEntries(wanted.map((topic) => [topic, { qos: 1 }])), resubscribe: true } as ISubscriptionMap;
+      client.subscribeAsync(subscriptions).catch((error: unknown) => this.log.error({ err: error }, 'subscribing failed'));
       for (const active of this.active.values()) active.connectionChanged(true);
     });
     client.on('close', () => {
