@@ -9,7 +9,7 @@ import type { MqttClient } from 'mqtt';
 import { logger } from '../log.ts';
 import { encodeChunkFrame } from './chunk-frame.ts';
 import type { PackageSource } from './publisher-package.ts';
-import { type DeploymentManifest, topics } from './protocol.ts';
+import { CHUNK_HEADER_BYTES, type DeploymentManifest, topics } from './protocol.ts';
 
 /** PUBACK-pending publishes; Mosquitto's default receive maximum is 20, and the broker's own value caps it. */
 export const DEFAULT_SEND_WINDOW = 16;
@@ -23,6 +23,8 @@ export interface ChunkSenderStats {
   resentBytes: number;
   /** Chunks queued by ChunkRequests (a chunk already queued is not counted again). */
   requestedChunks: number;
+  /** Data bytes of every chunk PUBLISH written to the socket, mqtt.js's retransmissions after a reconnect included. */
+  wireBytes: number;
 }
 
 export class ChunkSender {
@@ -34,7 +36,9 @@ export class ChunkSender {
   private failure: Error | null = null;
   private idleWaiters: (() => void)[] = [];
   private readonly log = logger.child({ component: 'fleet-chunk-sender' });
-  readonly stats: ChunkSenderStats = { sentChunks: 0, sentBytes: 0, resentBytes: 0, requestedChunks: 0 };
+  private paused = false;
+  private readonly chunkTopicPrefix: string;
+  readonly stats: ChunkSenderStats = { sentChunks: 0, sentBytes: 0, resentBytes: 0, requestedChunks: 0, wireBytes: 0 };
 
   constructor(
     private readonly client: MqttClient,
@@ -45,6 +49,32 @@ export class ChunkSender {
   ) {
     this.queued = new Uint8Array(manifest.chunkCount);
     this.sendCount = new Uint32Array(manifest.chunkCount);
+    const chunkTopic = topics.chunk(prefix, manifest.transferId, 0);
+    this.chunkTopicPrefix = chunkTopic.slice(0, chunkTopic.length - 1);
+    client.on('packetsend', this.countWireBytes);
+  }
+
+  private readonly countWireBytes = (packet: { cmd: string; topic?: string; payload?: Buffer | string }): void => {
+    if (packet.cmd !== 'publish' || !packet.topic?.startsWith(this.chunkTopicPrefix) || !packet.payload) return;
+    this.stats.wireBytes += Math.max(0, packet.payload.length - CHUNK_HEADER_BYTES);
+  };
+
+  /** Stops starting new publishes (those awaiting PUBACK complete) until resume(). */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.pump();
+  }
+
+  /** Stops counting; queued chunks are dropped. */
+  close(): void {
+    this.client.off('packetsend', this.countWireBytes);
+    this.queued.fill(0);
+    this.queuedCount = 0;
+    this.wakeIfIdle();
   }
 
   /** Queues every chunk (the first pass). */
@@ -96,7 +126,7 @@ export class ChunkSender {
   }
 
   private pump(): void {
-    while (!this.failure && this.inFlight < this.window && this.queuedCount > 0) {
+    while (!this.failure && !this.paused && this.inFlight < this.window && this.queuedCount > 0) {
       const index = this.nextQueued();
       this.queued[index] = 0;
       this.queuedCount--;

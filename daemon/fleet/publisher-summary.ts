@@ -19,6 +19,7 @@ export function deploymentJson(result: DeploymentResult) {
     pending: result.pending,
     sentBytes: result.sender.sentBytes,
     resentBytes: result.sender.resentBytes,
+    wireBytes: result.sender.wireBytes,
     requestedChunks: result.sender.requestedChunks,
     devices: result.devices.map((device) => ({
       deviceId: device.deviceId,

@@ -6,13 +6,18 @@
  * The first pass of chunks starts once every expected device has reported the manifest (so it has subscribed
  * to the chunk topics and the broadcast is not lost on it) or after `startGraceMs`; a device that missed
  * chunks, joined late or resumes after an outage asks for them with a ChunkRequest.
+ *
+ * After the sender's connection to the broker comes back, new chunks wait until every device still downloading
+ * has announced itself again (a live status or progress message), or `reannounceGraceMs`: a broker that lost its
+ * state (SIGKILL between autosaves) also lost the devices' chunk subscriptions, and chunks published before a
+ * device re-subscribes would be dropped and have to be asked for again.
  */
 import crypto from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import { EdgerunError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { ChunkSender, type ChunkSenderStats, DEFAULT_SEND_WINDOW } from './chunk-sender.ts';
-import { parseChunkRequest, parseDeploymentProgress, parseJsonPayload } from './messages.ts';
+import { parseChunkRequest, parseDeploymentProgress, parseDeviceStatus, parseJsonPayload } from './messages.ts';
 import { onlineGroupMembers, readFleet } from './fleet-view.ts';
 import { brokerReceiveMaximum } from './publisher-broker.ts';
 import type { DeployTarget } from './publisher-options.ts';
@@ -22,6 +27,8 @@ import { type DeploymentManifest, type FleetCommand, topics } from './protocol.t
 import { type SigningKey, signPayload } from './signing.ts';
 
 export const DEFAULT_START_GRACE_MS = 5_000;
+/** After a broker reconnect, how long chunks wait for the devices still downloading to announce themselves again. */
+export const DEFAULT_REANNOUNCE_GRACE_MS = 3_000;
 /** How long publish and rollout collect retained device statuses at most. */
 export const DEFAULT_FLEET_WAIT_MS = 2_000;
 
@@ -38,6 +45,7 @@ export interface DeploymentOptions {
   /** Publishes awaiting PUBACK at once (capped by the broker's receive maximum). */
   window?: number;
   startGraceMs?: number;
+  reannounceGraceMs?: number;
   /** Where live per-device lines go (none when absent). */
   progressStream?: NodeJS.WritableStream;
   progressLabel?: string;
@@ -61,6 +69,11 @@ export class Deployment {
   private readonly startedAt = Date.now();
   private readonly requestTopic: string;
   private readonly progressPrefix: string;
+  private readonly statusPrefix: string;
+  private started = false;
+  private disconnectedAt = Number.POSITIVE_INFINITY;
+  private awaitingAnnounce = new Set<string>();
+  private announceTimer: NodeJS.Timeout | undefined;
   private changeWaiters: (() => void)[] = [];
   private readonly log = logger.child({ component: 'fleet-publisher' });
 
@@ -73,11 +86,12 @@ export class Deployment {
     this.requestTopic = topics.chunkRequest(prefix, manifest.transferId);
     const progressWildcard = topics.allProgress(prefix);
     this.progressPrefix = progressWildcard.slice(0, progressWildcard.indexOf('+'));
+    this.statusPrefix = this.progressPrefix;
     if (options.progressStream) attachProgressPrinter(this.tracker, options.progressStream, options.progressLabel);
     this.tracker.onChange(() => this.wakeWaiters());
   }
 
-  private readonly onMessage = (topic: string, payload: Buffer): void => {
+  private readonly onMessage = (topic: string, payload: Buffer, packet: { retain?: boolean }): void => {
     try {
       if (topic === this.requestTopic) {
         const request = parseChunkRequest(parseJsonPayload(payload, topic), topic);
@@ -85,12 +99,44 @@ export class Deployment {
         const added = this.sender.queueRequested(request.ranges);
         this.log.debug({ deviceId: request.deviceId, ranges: request.ranges.length, added }, 'chunk request');
       } else if (topic.startsWith(this.progressPrefix) && topic.endsWith('/progress') && payload.length > 0) {
-        this.tracker.apply(parseDeploymentProgress(parseJsonPayload(payload, topic), topic));
+        const progress = parseDeploymentProgress(parseJsonPayload(payload, topic), topic);
+        if (this.tracker.apply(progress) && !packet.retain) this.announced(progress.deviceId);
+      } else if (this.awaitingAnnounce.size > 0 && topic.startsWith(this.statusPrefix) && topic.endsWith('/status') && payload.length > 0) {
+        const status = parseDeviceStatus(parseJsonPayload(payload, topic), topic);
+        if (status.online && (!packet.retain || Date.parse(status.at) >= this.disconnectedAt)) this.announced(status.deviceId);
       }
     } catch (error) {
       this.log.warn({ err: error, topic }, 'ignored a malformed message');
     }
   };
+
+  private readonly onClose = (): void => {
+    this.disconnectedAt = Math.min(this.disconnectedAt, Date.now());
+  };
+
+  private readonly onReconnect = (): void => {
+    if (!this.started) return;
+    const pending = [...this.tracker.devices.values()].filter((d) => outcomeOf(d) === 'pending').map((d) => d.deviceId);
+    this.log.info({ deploymentId: this.options.manifest.deploymentId, waitingFor: pending.length }, 'reconnected to the broker');
+    if (pending.length === 0) return;
+    this.awaitingAnnounce = new Set(pending);
+    this.sender.pause();
+    clearTimeout(this.announceTimer);
+    this.announceTimer = setTimeout(() => this.resumeSending(), this.options.reannounceGraceMs ?? DEFAULT_REANNOUNCE_GRACE_MS);
+  };
+
+  private announced(deviceId: string): void {
+    if (!this.awaitingAnnounce.delete(deviceId) || this.awaitingAnnounce.size > 0) return;
+    this.resumeSending();
+  }
+
+  private resumeSending(): void {
+    clearTimeout(this.announceTimer);
+    this.announceTimer = undefined;
+    this.awaitingAnnounce.clear();
+    this.disconnectedAt = Number.POSITIVE_INFINITY;
+    this.sender.resume();
+  }
 
   private wakeWaiters(): void {
     const waiters = this.changeWaiters;
@@ -110,11 +156,14 @@ export class Deployment {
   async start(deadline: number): Promise<void> {
     const { client, prefix, key, manifest, deployTopics } = this.options;
     client.on('message', this.onMessage);
-    await client.subscribeAsync([this.requestTopic, topics.allProgress(prefix)], { qos: 1 });
+    client.on('close', this.onClose);
+    client.on('connect', this.onReconnect);
+    await client.subscribeAsync([this.requestTopic, topics.allProgress(prefix), topics.allStatus(prefix)], { qos: 1 });
     const envelope = JSON.stringify(signPayload(manifest, key));
     await Promise.all(deployTopics.map((topic) => client.publishAsync(topic, envelope, { qos: 1, retain: true })));
     const graceUntil = Math.min(deadline, Date.now() + (this.options.startGraceMs ?? DEFAULT_START_GRACE_MS));
     while (!this.tracker.allReported && !this.tracker.done && Date.now() < graceUntil) await this.nextChange(graceUntil);
+    this.started = true;
     this.sender.queueAll();
   }
 
@@ -145,6 +194,10 @@ export class Deployment {
   async stop(): Promise<void> {
     const { client } = this.options;
     client.off('message', this.onMessage);
+    client.off('close', this.onClose);
+    client.off('connect', this.onReconnect);
+    clearTimeout(this.announceTimer);
+    this.sender.close();
     if (client.connected) await client.unsubscribeAsync(this.requestTopic).catch(() => undefined);
     this.wakeWaiters();
   }

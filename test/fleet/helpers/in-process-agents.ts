@@ -23,8 +23,11 @@ export interface AgentDeviceOptions {
   groups?: string[];
   /** Model name → version the device reports as serving at start. */
   serving?: Record<string, string>;
+  /** Default 5000, the daemon's default. */
   chunkRequestTimeoutMs?: number;
   mqttProtocolVersion?: 4 | 5;
+  /** Called after each chunk message is counted (benchmarks interrupt a transfer from here). */
+  onChunk?: (device: AgentDevice) => void;
 }
 
 /** Stand-in for the model manager: deployVersion makes a version active at once (no engine, no gate). */
@@ -54,6 +57,9 @@ export class AgentDevice {
   /** Data bytes of every chunk message the device's client received (duplicates and redeliveries included). */
   deliveredBytes = 0;
   deliveredChunks = 0;
+  /** performance.now() of the first and the latest chunk message. */
+  firstChunkAt: number | null = null;
+  lastChunkAt: number | null = null;
   private constructor(readonly deviceId: string, readonly agent: FleetAgent, readonly recorder: InstallRecorder, private readonly prefix: string) {}
 
   static async start(options: AgentDeviceOptions): Promise<AgentDevice> {
@@ -64,18 +70,21 @@ export class AgentDevice {
       fleet: {
         broker: options.brokerUrl, deviceId: options.deviceId, groups: options.groups ?? [], trust: options.trustFiles, target: null,
         topicPrefix: DEFAULT_TOPIC_PREFIX, mqttProtocolVersion: options.mqttProtocolVersion ?? 5, maxPackageBytes: 1 << 30,
-        minFreeDiskBytes: 0, chunkRequestTimeoutMs: options.chunkRequestTimeoutMs ?? 1000,
+        minFreeDiskBytes: 0, chunkRequestTimeoutMs: options.chunkRequestTimeoutMs ?? 5000,
       },
       stateDir: options.stateDir,
       models: () => recorder as unknown as ModelManager,
       store: () => store,
-      log: logger.child({ component: 'fleet-agent', deviceId: options.deviceId }, { level: 'error' }),
+      log: logger.child({ component: 'fleet-agent', deviceId: options.deviceId }, { level: process.env.EDGERUN_LOG_LEVEL ?? 'error' }),
     });
     const device = new AgentDevice(options.deviceId, agent, recorder, DEFAULT_TOPIC_PREFIX);
     agent.client.on('message', (topic, payload) => {
       if (topic.startsWith(`${device.prefix}/transfers/`) && chunkIndexOfTopic(topic) !== undefined) {
+        device.lastChunkAt = performance.now();
+        device.firstChunkAt ??= device.lastChunkAt;
         device.deliveredChunks++;
         device.deliveredBytes += Math.max(0, payload.length - CHUNK_HEADER_BYTES);
+        options.onChunk?.(device);
       }
     });
     return device;
