@@ -6,7 +6,6 @@
 import { EdgerunError } from '../errors.ts';
 import type { Tensor } from '../graph/ir.ts';
 import { biasCorrection } from '../quant/bias-correction.ts';
-import { dequantize } from '../quant/rtn.ts';
 import { quantizeActivations, type ActivationReport } from './activations.ts';
 import { addBiasDelta } from './apply-bias-correction.ts';
 import { collectLayerStatistics, type LayerStatistics } from './calibrate.ts';
@@ -20,7 +19,7 @@ import { upgradeOpset, type UpgradeResult } from './opset-upgrade.ts';
 import { modelInputs, modelOutputs, OrtModel, withExtraOutputs, type ValueSpec } from './ort-runner.ts';
 import { OutputErrorMeter, type OutputError } from './output-error.ts';
 import type { Progress } from './progress.ts';
-import { int8Rule, quantizeLayer, type LayerChoice } from './quantize-weights.ts';
+import { effectiveWeight, int8Rule, quantizeLayer, type LayerChoice } from './quantize-weights.ts';
 import type { Recipe } from './recipes.ts';
 import type { Sample } from './sample-folder.ts';
 import { applyLayerFormat } from './weight-format.ts';
@@ -127,7 +126,8 @@ export async function compressModel(input: CompressInput): Promise<CompressResul
       const stat = stats.get(layer.name);
       if (recipe.biasCorrection && stat && (choice.format.kind === 'dq' || choice.format.kind === 'matmulnbits')) {
         const layout = layer.kind === 'conv' ? 'conv' : 'matmul';
-        const delta = biasCorrection(weights.get(layer.name)!, dequantize(choice.format.quantized), layer.dims, stat.calib, layout, layer.weightName);
+        const approximation = effectiveWeight(layer, choice.format.quantized, choice.format.inputScales);
+        const delta = biasCorrection(weights.get(layer.name)!, approximation, layer.dims, stat.calib, layout, layer.weightName);
         addBiasDelta(compressed.graph!, layer, delta, names);
         biasCorrected++;
       }

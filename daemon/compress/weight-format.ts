@@ -5,7 +5,7 @@
  *  - 'matmulnbits': MatMul with a 4-bit block-quantized weight becomes com.microsoft MatMulNBits;
  *  - 'fp16': a float16 initializer and a Cast back to float32 (weight-only: the model keeps float32 I/O);
  *  - 'fp32': left as it is.
- * Biases stay float32.
+ * AWQ input scales s (the weight holds W·diag(s)) add Mul(input, 1/s) in front of the layer. Biases stay float32.
  */
 import { ONNX_DATA_TYPE_INT4, ONNX_DATA_TYPE_UINT4, packInt4, packInt8 } from '../quant/packing.ts';
 import type { QuantizedTensor } from '../quant/types.ts';
@@ -13,7 +13,7 @@ import { OnnxDataType } from '../onnx/proto-values.ts';
 import type { QuantLayer } from './layers.ts';
 import {
   attr, float16Tensor, floatTensor, makeNode, readFloatTensor, rawTensor, setOpsetVersion,
-  type ModelProto, type NameAllocator, type NodeProto, type TensorProto,
+  type GraphProto, type ModelProto, type NameAllocator, type NodeProto, type TensorProto,
 } from './model-proto.ts';
 
 export const MS_DOMAIN = 'com.microsoft';
@@ -21,8 +21,8 @@ export const MS_DOMAIN = 'com.microsoft';
 export type LayerFormat =
   | { kind: 'fp32' }
   | { kind: 'fp16' }
-  | { kind: 'dq'; quantized: QuantizedTensor }
-  | { kind: 'matmulnbits'; quantized: QuantizedTensor };
+  | { kind: 'dq'; quantized: QuantizedTensor; inputScales?: Float32Array }
+  | { kind: 'matmulnbits'; quantized: QuantizedTensor; inputScales?: Float32Array };
 
 /** Bytes the layer's weight occupies in each format (values, scales, zero points). */
 export function quantizedBytes(q: QuantizedTensor): number {
@@ -61,6 +61,7 @@ export function applyLayerFormat(model: ModelProto, layer: QuantLayer, format: L
       return;
     }
     case 'dq': {
+      if (format.inputScales) scaleLayerInput(graph, layer, format.inputScales, names);
       const { tensors, inputs } = dqTensors(format.quantized, base, names);
       graph.initializer!.splice(index, 1, ...tensors);
       const g = format.quantized.spec.granularity;
@@ -70,6 +71,7 @@ export function applyLayerFormat(model: ModelProto, layer: QuantLayer, format: L
       return;
     }
     case 'matmulnbits': {
+      if (format.inputScales) scaleLayerInput(graph, layer, format.inputScales, names);
       const { tensors, inputs } = matMulNBitsTensors(format.quantized, base, names);
       graph.initializer!.splice(index, 1, ...tensors);
       const q = format.quantized;
@@ -83,6 +85,17 @@ export function applyLayerFormat(model: ModelProto, layer: QuantLayer, format: L
       return;
     }
   }
+}
+
+/** Divides the layer's input by AWQ's per-input-channel scales: Mul by 1/s, shaped [K] or [C, 1, …] for a conv. */
+function scaleLayerInput(graph: GraphProto, layer: QuantLayer, scales: Float32Array, names: NameAllocator): void {
+  const inverse = names.take(`${layer.weightName}_awq_inverse_scale`);
+  const scaled = names.take(`${layer.inputName}_awq_scaled_for_${layer.name}`);
+  const dims = layer.kind === 'conv' ? [scales.length, ...layer.dims.slice(2).map(() => 1)] : [scales.length];
+  graph.initializer!.push(floatTensor(inverse, dims, Array.from(scales, (s) => 1 / s)));
+  insertBefore(graph.node!, layer.node, makeNode('Mul', [layer.inputName, inverse], [scaled], names.take(`${layer.name}_awq_scale`)));
+  layer.node.input![0] = scaled;
+  layer.inputName = scaled;
 }
 
 function insertBefore(nodes: NodeProto[], before: NodeProto, node: NodeProto): void {

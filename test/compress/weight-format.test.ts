@@ -12,13 +12,13 @@ import {
 } from '../../daemon/compress/model-proto.ts';
 import { upgradeOpset } from '../../daemon/compress/opset-upgrade.ts';
 import { OrtModel } from '../../daemon/compress/ort-runner.ts';
-import { specFor } from '../../daemon/compress/quantize-weights.ts';
+import { effectiveWeight, specFor } from '../../daemon/compress/quantize-weights.ts';
 import { applyLayerFormat, type LayerFormat } from '../../daemon/compress/weight-format.ts';
 import type { Tensor } from '../../daemon/graph/ir.ts';
 import { decodeModel } from '../../daemon/onnx/decode.ts';
 import { dequantize, quantizeRtn } from '../../daemon/quant/rtn.ts';
 import type { QuantizedTensor } from '../../daemon/quant/types.ts';
-import { convNetModel, mlpModel, randomTensorOf } from './helpers/models.ts';
+import { convNetModel, mlpModel, randomTensorOf, randomValues } from './helpers/models.ts';
 
 /** Without graph optimizations: onnxruntime's fused integer kernels would quantize activations too (ort-runner.ts). */
 async function run(bytes: Uint8Array, feeds: Record<string, Tensor>): Promise<Float32Array> {
@@ -56,6 +56,15 @@ function variants(model: ModelProto, quantize: (layerIndex: number, w: Float32Ar
   return { quantized: encodeModelProto(quantized), reference: encodeModelProto(reference), tensors };
 }
 
+/** 1/s of each weight element's input channel: effectiveWeight of a weight that dequantizes to all ones. */
+function inverseScaleOf(layer: ReturnType<typeof findQuantLayers>[number], scales: Float32Array, count: number): Float32Array {
+  const ones: QuantizedTensor = {
+    spec: { bits: 8, scheme: 'symmetric', granularity: { kind: 'channel', axis: 0 } },
+    dims: layer.dims, values: new Int16Array(count).fill(1), scale: new Float32Array(layer.dims[0]!).fill(1), zeroPoint: null, scaleDims: [layer.dims[0]!],
+  };
+  return effectiveWeight(layer, ones, scales);
+}
+
 const convFeeds = { x: randomTensorOf([1, 8, 10, 10], 5) };
 
 for (const [bits, scheme] of [[4, 'symmetric'], [4, 'asymmetric'], [8, 'symmetric'], [8, 'asymmetric']] as const) {
@@ -91,6 +100,27 @@ for (const scheme of ['symmetric', 'asymmetric'] as const) {
     }
   });
 }
+
+t.test('AWQ input scales: the Mul on the layer input undoes W·diag(s) exactly, for convs (grouped, depthwise) and matrices', async (t) => {
+  const model = prepared(convNetModel());
+  const layers = findQuantLayers(model.graph!);
+  const quantized = cloneModelProto(model);
+  const reference = cloneModelProto(model);
+  const names = new NameAllocator(quantized.graph!);
+  findQuantLayers(quantized.graph!).forEach((layer, i) => {
+    const channels = layer.kind === 'conv' ? layer.dims[1]! * layer.group : layer.dims[0]!;
+    const scales = randomValues(channels, 40 + i, 0.5).map((v) => 1 + v);
+    const w = layerWeight(quantized.graph!, layer);
+    const inverse = inverseScaleOf(layer, scales, w.length);
+    const scaledWeight = w.map((v, e) => v / inverse[e]!);
+    const q = quantizeRtn(scaledWeight, layer.dims, specFor(layer, 4, { scheme: 'symmetric', group: 32 }));
+    applyLayerFormat(quantized, layer, { kind: 'dq', quantized: q, inputScales: scales }, names);
+    reference.graph!.initializer = reference.graph!.initializer!.map((x) => (x.name === layers[i]!.weightName ? floatTensor(x.name!, layer.dims, effectiveWeight(layer, q, scales)) : x));
+  });
+  t.equal(quantized.graph!.node!.filter((n) => n.opType === 'Mul').length, 5, 'one Mul per layer');
+  const difference = maxDiff(await run(encodeModelProto(quantized), convFeeds), await run(encodeModelProto(reference), convFeeds));
+  t.ok(difference < 1e-5, `max difference ${difference}`);
+});
 
 t.test('BatchNorm folds into the preceding Conv and Gemm transB=1 is stored as [K,N], outputs unchanged', async (t) => {
   const original = convNetModel();
