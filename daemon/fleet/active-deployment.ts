@@ -77,12 +77,20 @@ export class ActiveDeployment {
     }
   }
 
+  /**
+   * Persists the state; a database that cannot be written (a full disk) is logged, not thrown, so the outcome is
+   * still reported and the chunk handler never throws into mqtt.js.
+   */
   private record(code?: string, reason?: string): void {
     const { manifest } = this;
-    this.ctx.state.record({
-      deploymentId: manifest.deploymentId, model: manifest.model.name, version: manifest.model.version, transferId: manifest.transferId,
-      state: this.state, envelope: this.envelope, code: code ?? null, reason: reason ?? null,
-    });
+    try {
+      this.ctx.state.record({
+        deploymentId: manifest.deploymentId, model: manifest.model.name, version: manifest.model.version, transferId: manifest.transferId,
+        state: this.state, envelope: this.envelope, code: code ?? null, reason: reason ?? null,
+      });
+    } catch (error) {
+      this.ctx.log.error({ deploymentId: this.deploymentId, state: this.state, err: (error as Error).message }, 'could not record the deployment state');
+    }
   }
 
   private report(code?: string, reason?: string): void {
@@ -132,9 +140,11 @@ export class ActiveDeployment {
     }
     this.counts.stored++;
     this.backoff = 1;
-    if (this.state === 'accepted') this.setState('downloading');
     const step = Math.floor((this.receiver.receivedBytes / this.manifest.totalBytes) * 100 / PROGRESS_STEP_PERCENT);
-    if (step !== this.lastStep) {
+    if (this.state === 'accepted') {
+      this.lastStep = step;
+      this.setState('downloading');
+    } else if (step !== this.lastStep) {
       this.lastStep = step;
       this.record();
       this.report();

@@ -180,7 +180,11 @@ export class FleetAgent implements AgentContext {
     const transfers = `${this.prefix}/transfers/`;
     if (topic.startsWith(transfers)) {
       const transferId = topic.slice(transfers.length, topic.indexOf('/', transfers.length));
-      this.active.get(transferId)?.onChunk(topic, payload);
+      try {
+        this.active.get(transferId)?.onChunk(topic, payload);
+      } catch (error) {
+        this.log.error({ topic, err: error }, 'a chunk handler failed');
+      }
       return;
     }
     if (topic.endsWith('/deploy')) void this.enqueue(() => handleDeployMessage(this, topic, payload, retained));
