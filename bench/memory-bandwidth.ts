@@ -93,12 +93,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 /**
- * Read kernels. 'rows': the buffer as rows of 1024 vec4s, each invocation walking one column four rows per
+ * Read kernels. 'rows': the buffer as rows of 4096 vec4s, each invocation walking one column four rows per
  * iteration (the access pattern of the GEMV kernels: neighbouring invocations read neighbouring addresses);
  * 'chunks': each invocation sums its own contiguous 1 KiB chunk.
  */
 function readProgram(vec4s: number, pattern: 'rows' | 'chunks'): KernelProgram {
-  const width = 1024;
+  const width = 4096;
   const rows = vec4s / width;
   const invocations = pattern === 'rows' ? width : vec4s / 64;
   const groups = Math.ceil(invocations / WORKGROUP);

@@ -28,6 +28,8 @@ export interface QMatMulProblem {
 }
 
 const SPLIT_K = 16;
+/** K steps per iteration of the inner loop (the loop bound is not baked on CPU adapters, so no driver unrolls it). */
+const UNROLL = 4;
 const GPU_SPLIT_COLUMNS = 16;
 
 /** WGSL vec4<f32> of the fields g*4 .. g*4+3 of word `w`. */
@@ -97,19 +99,30 @@ export function qmatmulProgram(p: QMatMulProblem, device: DeviceCaps): KernelPro
     : w.zeroConstant !== 0 ? groupIds.map((g) => `let z${g} = vec4<f32>(${w.zeroConstant}.0);`) : [];
   const subtractZero = (g: number) => (w.zeros || w.zeroConstant !== 0 ? ` - z${g}` : '');
   const kStart = splitK ? 'max(k0, kLo)' : 'k0';
-  const kEnd = splitK ? `min(min(k0 + ${BLOCK}, ${K}), kHi)` : `min(k0 + ${BLOCK}, ${K})`;
-  const inner = [
-    `let wd = words[k * ${WPR} + word];`,
-    ...groupIds.map((g) => `let q${g} = ${unpack('wd', g, w.bits)}${subtractZero(g)};`),
-    ...rowIds.flatMap((r) => [`let x${r} = a[aRow${r} + k];`, ...groupIds.map((g) => `d${r}_${g} = d${r}_${g} + x${r} * q${g};`)]),
-  ];
+  const kLimit = splitK ? `min(min(k0 + ${BLOCK}, ${K}), kHi)` : `min(k0 + ${BLOCK}, ${K})`;
+  // one step of K (k + offset); UNROLL steps per iteration of the main loop, the rest one by one
+  const step = (offset: number): string[] => {
+    const k = offset ? `k + ${offset}u` : 'k';
+    const v = `_${offset}`;
+    return [
+      `let wd${v} = words[(${k}) * ${WPR} + word];`,
+      ...groupIds.map((g) => `let q${g}${v} = ${unpack(`wd${v}`, g, w.bits)}${subtractZero(g)};`),
+      ...rowIds.flatMap((r) => [`let x${r}${v} = a[aRow${r} + ${k}];`, ...groupIds.map((g) => `d${r}_${g} = d${r}_${g} + x${r}${v} * q${g}${v};`)]),
+    ];
+  };
+  const unrolled = Array.from({ length: UNROLL }, (_, i) => step(i)).flat();
   const blockLoop = `for (var kb = ${splitK ? 'kLo / BLOCK_BAKED' : '0u'}; kb < ${BLOCKS}; kb = kb + 1u) {
     let k0 = kb * ${BLOCK};
     ${splitK ? 'if (k0 >= kHi) { break; }' : ''}
     ${zeroSetup.join('\n    ')}
     ${rowIds.flatMap((r) => groupIds.map((g) => `var d${r}_${g} = vec4<f32>(0.0);`)).join('\n    ')}
-    for (var k = ${kStart}; k < ${kEnd}; k = k + 1u) {
-      ${inner.join('\n      ')}
+    let kEnd = ${kLimit};
+    var k = ${kStart};
+    for (; k + ${UNROLL - 1}u < kEnd; k = k + ${UNROLL}u) {
+      ${unrolled.join('\n      ')}
+    }
+    for (; k < kEnd; k = k + 1u) {
+      ${step(0).join('\n      ')}
     }
     ${groupIds.map((g) => `let s${g} = scales[kb * ${WPR} * ${groups}u + word * ${groups}u + ${g}u];`).join('\n    ')}
     ${rowIds.flatMap((r) => groupIds.map((g) => `acc${r}_${g} = acc${r}_${g} + d${r}_${g} * s${g};`)).join('\n    ')}
@@ -191,7 +204,7 @@ ${main}
   ].join(' ');
   return {
     label: `${p.opType} ${variant.name} int${w.bits} ${p.M}x${w.K}x${w.N} blk${w.blockSize} (${p.node})`,
-    key: `QMatMul ${variant.name} wg${workgroup.join('x')} ${structure} ${shapes.key()} ep{${elementwiseProgramKey(p.epilogue)}}`,
+    key: `QMatMul ${variant.name} wg${workgroup.join('x')} u${UNROLL} ${structure} ${shapes.key()} ep{${elementwiseProgramKey(p.epilogue)}}`,
     code,
     workgroups: splitK
       ? [Math.ceil(wordsPerRow / GPU_SPLIT_COLUMNS), 1, 1]
