@@ -76,14 +76,18 @@ export function builtinRecipe(name: string): Recipe {
   return structuredClone(found);
 }
 
+function weightStepFields({ int8Layers, ...rest }: WeightStep): Record<string, unknown> {
+  return { ...rest, 'int8-layers': int8Layers };
+}
+
 /** What the manifest records as `recipe`: the recipe as run, in the recipe-file vocabulary. */
 export function describeRecipe(r: Recipe): Record<string, unknown> {
   return {
     name: r.name,
     steps: [
-      ...(r.foldBatchNorm ? [{ 'fold-batchnorm': {} }] : []),
-      { 'quantize-weights': { ...r.weights, 'int8-layers': r.weights.int8Layers, int8Layers: undefined } },
-      ...(r.mixed ? [{ 'mixed-precision': r.mixed }] : []),
+      { 'fold-batchnorm': r.foldBatchNorm ? {} : { enabled: false } },
+      { 'quantize-weights': weightStepFields(r.weights) },
+      ...(r.mixed ? [{ 'mixed-precision': { candidates: r.mixed.candidates, 'size-budget': r.mixed.sizeBudget, 'accuracy-budget': r.mixed.accuracyBudget, samples: r.mixed.samples } }] : []),
       ...(r.biasCorrection ? [{ 'bias-correction': {} }] : []),
       ...(r.activations ? [{ 'quantize-activations': r.activations }] : []),
     ],

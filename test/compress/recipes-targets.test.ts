@@ -8,7 +8,7 @@ import path from 'node:path';
 import t from 'tap';
 import { allocateBits, type LayerOption } from '../../daemon/compress/bit-allocation.ts';
 import { parseRecipe } from '../../daemon/compress/recipe-file.ts';
-import { builtinRecipe, BUILTIN_RECIPES } from '../../daemon/compress/recipes.ts';
+import { builtinRecipe, BUILTIN_RECIPES, describeRecipe } from '../../daemon/compress/recipes.ts';
 import { builtinTargetNames, checkFit, loadBuiltinTargets, loadTarget, parseTarget } from '../../daemon/compress/targets.ts';
 import { expectEdgerunError } from '../helpers/expect-error.ts';
 
@@ -22,6 +22,12 @@ t.test('a recipe file composes steps in any order and fills defaults', async (t)
   t.equal(json.name, 'mix');
   t.same(json.weights.int8Layers, ['depthwise', 'first', 'last'], 'INT4 keeps depthwise, first and last layers at 8 bits by default');
   t.same(json.mixed, { candidates: [4, 8, 16], sizeBudget: undefined, accuracyBudget: 0.05, samples: 4 });
+});
+
+t.test('every built-in recipe, as the manifest records it, is a recipe file that runs the same recipe', async (t) => {
+  for (const [name, recipe] of Object.entries(BUILTIN_RECIPES)) {
+    t.same(parseRecipe(JSON.stringify(describeRecipe(recipe)), `${name}.json`), recipe, name);
+  }
 });
 
 t.test('bad recipe files name the file, step and field', async (t) => {
