@@ -150,6 +150,8 @@ export class FleetAgent implements AgentContext {
       clean: false,
       protocolVersion: fleet.mqttProtocolVersion,
       reconnectPeriod: 1000,
+      // The 'connect' handler subscribes to exactly what is wanted now (finished transfers' chunk topics not).
+      resubscribe: false,
       connectTimeout: 10_000,
       will: { topic: statusTopic, payload: Buffer.from(JSON.stringify(this.status(false))), qos: 1, retain: true },
       ...(fleet.mqttProtocolVersion === 5 ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_SECONDS } } : {}),
