@@ -21,6 +21,7 @@ export const DEFAULT_SIZE_RATIO = 1 / 5.5;
 /** (layer, precision) pairs measured with onnxruntime at most; beyond, the H-based estimate ranks and fills in. */
 const MAX_MEASURED = 200;
 const ACCURACY_RETRIES = 3;
+const SIZE_RETRIES = 4;
 
 export interface MixedReport {
   choices: LayerChoice[];
@@ -94,15 +95,30 @@ export async function allocateMixedPrecision(input: MixedInput): Promise<MixedRe
   };
   const perLayer = layers.map((_, i) => optionsFor(i));
 
+  const options = perLayer.map((l) => l.map((o) => o.option));
+  // The layer options count weight bytes only; nodes, names and bias corrections add some. The allocation runs
+  // against the budget minus what the last written model overshot, until the written model fits.
+  const biasBytes = input.recipe.biasCorrection ? layers.reduce((sum, l) => sum + biasCorrectionBytes(input.model, l), 0) : 0;
+  const allocate = (accuracyBudget: number | undefined, sizeCap: number | undefined) => {
+    let cap = sizeCap;
+    let allocation = allocateBits({ options, fixedBytes, sizeBudget: cap, accuracyBudget });
+    let bytes = modelWithChoices(input.model, pick(perLayer, allocation.chosen));
+    for (let retry = 0; sizeCap !== undefined && bytes.length + biasBytes > sizeCap && retry < SIZE_RETRIES; retry++) {
+      cap = cap! - (bytes.length + biasBytes - sizeCap);
+      allocation = allocateBits({ options, fixedBytes, sizeBudget: cap, accuracyBudget });
+      bytes = modelWithChoices(input.model, pick(perLayer, allocation.chosen));
+    }
+    return { allocation: { ...allocation, totalBytes: bytes.length + biasBytes, met: allocation.met && (sizeCap === undefined || bytes.length + biasBytes <= sizeCap) }, bytes };
+  };
   let accuracy = step.accuracyBudget;
-  let result = allocateBits({ options: perLayer.map((l) => l.map((o) => o.option)), fixedBytes, sizeBudget, accuracyBudget: accuracy });
+  let { allocation: result, bytes } = allocate(accuracy, sizeBudget);
   let choices = pick(perLayer, result.chosen);
-  let measuredError = await measureModelError(modelWithChoices(input.model, choices), samples, reference, 'mixed precision check');
+  let measuredError = await measureModelError(bytes, samples, reference, 'mixed precision check');
   for (let retry = 0; step.accuracyBudget !== undefined && measuredError > step.accuracyBudget && retry < ACCURACY_RETRIES; retry++) {
     accuracy = accuracy! * (step.accuracyBudget / measuredError) * 0.9;
-    result = allocateBits({ options: perLayer.map((l) => l.map((o) => o.option)), fixedBytes, sizeBudget, accuracyBudget: accuracy });
+    ({ allocation: result, bytes } = allocate(accuracy, sizeBudget));
     choices = pick(perLayer, result.chosen);
-    measuredError = await measureModelError(modelWithChoices(input.model, choices), samples, reference, 'mixed precision check');
+    measuredError = await measureModelError(bytes, samples, reference, 'mixed precision check');
   }
   const met = result.met && (step.accuracyBudget === undefined || measuredError <= step.accuracyBudget);
   return {
@@ -116,6 +132,15 @@ export async function allocateMixedPrecision(input: MixedInput): Promise<MixedRe
     measuredPairs: measured.filter((m) => m.source === 'measured').length,
     sensitivityMs,
   };
+}
+
+/** Bytes bias correction adds to a layer that has no bias to fold the delta into: a float32 bias and a node. */
+function biasCorrectionBytes(model: ModelProto, layer: QuantLayer): number {
+  const outputs = layer.kind === 'conv' ? layer.dims[0]! : layer.dims[1]!;
+  if (layer.kind === 'conv-transpose') return 0;
+  if ((layer.kind === 'conv' || layer.kind === 'gemm') && layer.node.input?.[2]) return 0;
+  if (layer.kind === 'matmul' && (model.graph!.node ?? []).some((n) => n.opType === 'Add' && n.input?.includes(layer.node.output![0]!))) return 0;
+  return outputs * 4 + 2 * (layer.name.length + 24) + 16;
 }
 
 function pick(perLayer: { option: LayerOption; choice: LayerChoice }[][], chosen: LayerOption[]): LayerChoice[] {

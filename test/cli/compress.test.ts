@@ -78,6 +78,23 @@ for (const [recipe, bound] of Object.entries(BOUNDS)) {
   });
 }
 
+t.test('mixed precision under an accuracy budget: measured error within it, every layer reported with its sensitivities', async (t) => {
+  const out = path.join(dir, 'pkg-accuracy');
+  const { code, err } = await edgerun('compress', convModel, '--recipe', 'mixed', '--calib', calib, '--accuracy-budget', '0.004', '--out', out);
+  t.equal(code, 0, err);
+  const report = JSON.parse(await fs.readFile(path.join(out, 'report.json'), 'utf8')) as {
+    mixed: { measuredError: number; met: boolean; budget: { accuracy: number } };
+    layers: { precision: string; sensitivityInt4: number; sensitivityInt8: number }[];
+  };
+  t.equal(report.mixed.budget.accuracy, 0.004);
+  t.ok(report.mixed.met && report.mixed.measuredError <= 0.004, `measured ${report.mixed.measuredError}`);
+  t.ok(report.layers.every((l) => l.sensitivityInt4 >= 0 && l.sensitivityInt8 >= 0));
+  const tight = path.join(dir, 'pkg-size');
+  t.equal((await edgerun('compress', convModel, '--recipe', 'mixed', '--calib', calib, '--size-budget', '3.3x', '--out', tight)).code, 0);
+  const sized = JSON.parse(await fs.readFile(path.join(tight, 'report.json'), 'utf8')) as { sizes: { ratio: number } };
+  t.ok(sized.sizes.ratio >= 3.3, `ratio ${sized.sizes.ratio} meets the 3.3x budget`);
+});
+
 t.test('--target picks the recommended recipe and the manifest lists the targets the package fits', async (t) => {
   const out = path.join(dir, 'pkg-target');
   const { code, err } = await edgerun('compress', convModel, '--target', 'phone-soc', '--out', out, '--name', 'net', '--version', '2.1', '--task', 'ppocr-cls');
