@@ -69,6 +69,22 @@ t.test('the daemon\'s fleet agent takes the deployment: signature, chunks, file 
   t.equal(device.deliveredBytes, outcome.totalBytes, 'every chunk delivered once');
 });
 
+t.test('a broker restart in the middle of a transfer is ridden out: the device resumes and goes active', async (t) => {
+  let restarted: Promise<void> | null = null;
+  const device = await AgentDevice.start({
+    brokerUrl: broker.url, deviceId: 'agent-2', stateDir: path.join(dir, 'agent-2'), trustFiles: [`${keyPrefix}.pub`], chunkRequestTimeoutMs: 500,
+    onChunk: (d) => { if (d.deliveredChunks === 3) restarted ??= broker.restart({ downMs: 300 }); },
+  });
+  t.teardown(() => device.stop());
+  await device.connected();
+  const r = await edgerun('publish', pkg.dir, '--to', 'agent-2', ...common);
+  await restarted;
+  t.ok(restarted, 'the broker was restarted mid-transfer');
+  t.equal(r.code, 0, r.err);
+  t.equal(JSON.parse(r.out).devices[0].state, 'active');
+  t.same(device.recorder.deployed, [{ name: 'relu', version: '2.0' }]);
+});
+
 t.test('chunks a device lost are resent when it asks for them, and only those', async (t) => {
   const lost = new Set([1, 4, 5, 9]);
   const device = await SimulatedDevice.start({ brokerUrl: broker.url, deviceId: 'cam-2', trusted, dropFirst: (i) => lost.has(i), requestAfterMs: 200 });
