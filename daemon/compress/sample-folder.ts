@@ -81,7 +81,7 @@ async function readChecked(file: string, input: ValueSpec, fail: (file: string, 
   try {
     tensor = await readNpyFile(file);
   } catch (error) {
-    if (isEdgerunError(error)) throw fail(file, error.message);
+    if (isEdgerunError(error)) throw fail(file, error.message.startsWith(`${file}: `) ? error.message.slice(file.length + 2) : error.message);
     throw error;
   }
   if (tensor.dtype !== input.dtype) throw fail(file, `holds ${tensor.dtype} but model input '${input.name}' is ${input.dtype}`);
