@@ -4,7 +4,9 @@
  *   node --import tsx bench/make-evalsets.ts            # once: calibration and test sets in tmp/evalsets
  *   node --import tsx bench/quant-compare.ts [--tasks rec,det] [--recipes fp16,int8-rtn,…] [--runs N]
  *        [--engines edgerun,ort-node] [--evalsets DIR] [--out tmp/quant] [--reuse] [--write-docs]
- * --reuse keeps packages already in --out (compression of the calibrated recipes takes minutes).
+ * --reuse keeps packages already in --out (compression of the calibrated recipes takes minutes). The rows are saved
+ * as --out/compare-TASKS.json; `--from-rows A.json,B.json [--write-docs]` prints (and writes) one table from saved
+ * rows, so rec and det can be measured in separate runs.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -12,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { main as edgerun } from '../daemon/cli/main.ts';
 import type { EvalTask } from '../daemon/evalsets/generate.ts';
 import { compareSection, compareTable, writeDocsSection } from './quant-report.ts';
-import { assertLatencyEngines, compareModels, type CompareItem } from './quant-table.ts';
+import { assertLatencyEngines, compareModels, type CompareItem, type CompareRow } from './quant-table.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const ASSETS = path.join(ROOT, 'node_modules', '@gutenye', 'ocr-models', 'assets');
@@ -47,8 +49,17 @@ async function main(): Promise<void> {
       runs: { type: 'string', default: '10' }, engines: { type: 'string', default: 'edgerun,ort-node' },
       evalsets: { type: 'string', default: path.join(ROOT, 'tmp', 'evalsets') }, out: { type: 'string', default: path.join(ROOT, 'tmp', 'quant') },
       reuse: { type: 'boolean' }, 'write-docs': { type: 'boolean' }, docs: { type: 'string', default: path.join(ROOT, 'docs', 'BENCHMARKS.md') },
+      'from-rows': { type: 'string' },
     },
   });
+  const command = `node --import tsx bench/quant-compare.ts --tasks ${values.tasks} --recipes ${values.recipes} --runs ${values.runs} --engines ${values.engines}`;
+  if (values['from-rows']) {
+    const rows: CompareRow[] = [];
+    for (const file of values['from-rows'].split(',')) rows.push(...(JSON.parse(await fs.readFile(file, 'utf8')) as CompareRow[]));
+    process.stdout.write(`${compareTable(rows)}\n`);
+    if (values['write-docs']) await writeDocsSection(values.docs, compareSection(rows, command));
+    return;
+  }
   const engines = assertLatencyEngines(values.engines);
   const items: CompareItem[] = [];
   const failures: string[] = [];
@@ -79,11 +90,10 @@ async function main(): Promise<void> {
   const rows = await compareModels({
     items, evalsetsDir: values.evalsets, runs: Number(values.runs), engines, accuracyEngine: 'ort-node', onProgress: log,
   });
-  await fs.writeFile(path.join(values.out, 'compare.json'), `${JSON.stringify(rows, null, 2)}\n`);
+  await fs.writeFile(path.join(values.out, `compare-${values.tasks.replace(/,/g, '-')}.json`), `${JSON.stringify(rows, null, 2)}\n`);
   process.stdout.write(`${compareTable(rows)}\n`);
   if (failures.length > 0) process.stdout.write(`\nNot compressed:\n${failures.map((f) => `- ${f}`).join('\n')}\n`);
   if (values['write-docs']) {
-    const command = `node --import tsx bench/quant-compare.ts --tasks ${values.tasks} --recipes ${values.recipes} --runs ${values.runs} --engines ${values.engines}`;
     await writeDocsSection(values.docs, compareSection(rows, command));
     log(`wrote the compression section of ${values.docs}`);
   }
