@@ -172,13 +172,17 @@ export async function openDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   }
 }
 
-export function deviceCaps(device: GPUDevice, report: AdapterReport): SerializedDeviceCaps {
+/**
+ * The device's capabilities for kernel generation. WGSL language features (gpu.wgslLanguageFeatures, e.g.
+ * packed_4x8_integer_dot_product) join the device features with a `wgsl:` prefix.
+ */
+export function deviceCaps(device: GPUDevice, report: AdapterReport, languageFeatures: Iterable<string> = []): SerializedDeviceCaps {
   const limits = device.limits;
   return {
     vendor: report.vendor,
     architecture: report.architecture,
     isCpu: report.isCpu,
-    features: [...device.features].sort(),
+    features: [...device.features, ...[...languageFeatures].map((f) => `wgsl:${f}`)].sort(),
     limits: {
       maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
       maxComputeWorkgroupSizeY: limits.maxComputeWorkgroupSizeY,

@@ -58,7 +58,7 @@ export class GpuHost {
     const device = await openDevice(selected.adapter);
     const info: RuntimeInfo = {
       adapter: selected.report,
-      caps: deviceCaps(device, selected.report),
+      caps: deviceCaps(device, selected.report, selected.gpu.wgslLanguageFeatures ?? []),
       minStorageBufferOffsetAlignment: device.limits.minStorageBufferOffsetAlignment,
       dawnToggles: selected.dawnToggles,
       timestampQuery: device.features.has('timestamp-query'),

@@ -1,12 +1,21 @@
 /**
  * MatMulInteger (opset 10): int32 Y = (A - a_zero_point) · (B - b_zero_point) with NumPy batching, A and B
  * int8/uint8, a_zero_point per tensor, b_zero_point per tensor or per column (length N). Integer tensors are
- * i32 per element on the GPU, so the kernel accumulates exactly in i32.
+ * i32 per element on the GPU, so the kernels accumulate exactly in i32.
+ *
+ * A constant 2-D B (the W8A8 dynamic pattern: DynamicQuantizeLinear → MatMulInteger) is kept packed, four
+ * K-consecutive bytes per u32 word per column, offset to unsigned; the zero points come out of the sum:
+ *   Σ (a - za)(b - zb) = Σ ua·ub − ZB·Σ ua − ZA·Σ ub + K·ZA·ZB   (ua = a + oa, ZA = za + oa; likewise for B)
+ * with Σ ub per column precomputed. Where the adapter has the `packed_4x8_integer_dot_product` WGSL language
+ * feature the four products and the A sum are dot4U8Packed; elsewhere vec4<i32> dots of the unpacked bytes.
  */
-import { elementCount, makeTensor, type TensorType } from '../graph/ir.ts';
+import { elementCount, makeTensor, type Tensor, type TensorType } from '../graph/ir.ts';
 import { quantError, requireInput } from './quant-params.ts';
-import { broadcastShapes, linearDispatch, storageBinding, stridesOf } from './shader-util.ts';
-import type { Binding, BuildContext, OpContext, OpDefinition } from './types.ts';
+import { bytesToWords } from '../quant/packing.ts';
+import { broadcastShapes, linearDispatch, ShapeValues, storageBinding, stridesOf } from './shader-util.ts';
+import type { Binding, BuildContext, KernelProgram, OpContext, OpDefinition } from './types.ts';
+
+const DOT4_FEATURE = 'wgsl:packed_4x8_integer_dot_product';
 
 interface IntegerProblem {
   batchShape: number[];
@@ -83,6 +92,100 @@ function batchOffsetWgsl(batchShape: number[], strides: number[], batch: string)
   return terms.length ? terms.join(' + ') : '0u';
 }
 
+/** The packed-B kernel: one invocation per row and 4 output columns. */
+function packedIntegerProgram(ctx: BuildContext, p: IntegerProblem, b: Tensor, bZero: Tensor | null): KernelProgram {
+  const { K, N } = p;
+  const rows = elementCount(ctx.inputs[0]!.shape) / K;
+  const words = Math.ceil(K / 4);
+  const offsetA = ctx.inputs[0]!.dtype === 'int8' ? 128 : 0;
+  const offsetB = b.dtype === 'int8' ? 128 : 0;
+  const nPad = Math.ceil(N / 4) * 4;
+  const bytes = new Uint8Array(nPad * words * 4);
+  // per column: (Σ ub, ZB)
+  const columns = new Int32Array(nPad * 2);
+  for (let n = 0; n < N; n++) {
+    let sum = 0;
+    for (let k = 0; k < K; k++) {
+      const ub = b.data[k * N + n] + offsetB;
+      bytes[n * words * 4 + k] = ub;
+      sum += ub;
+    }
+    columns[2 * n] = sum;
+    columns[2 * n + 1] = (bZero ? bZero.data[p.perColumnB ? n : 0] : 0) + offsetB;
+  }
+  const dot4 = ctx.device.features.has(DOT4_FEATURE);
+  const shapes = new ShapeValues(ctx.device.isCpu);
+  const M = shapes.value(rows, 'M');
+  const NV = shapes.value(N, 'N');
+  const KW = shapes.value(words, 'KW');
+  const KFULL = shapes.value(Math.floor(K / 4), 'KFULL');
+  const KV = shapes.value(K, 'K');
+  const bindings: Binding[] = [{ kind: 'input', index: 0 }, { kind: 'constant', data: bytesToWords(bytes) }, { kind: 'constant', data: columns }];
+  const declarations = [storageBinding(0, 'a', 'i32', 'read'), storageBinding(1, 'bw', 'u32', 'read'),
+    '@group(0) @binding(2) var<storage, read> columns: array<vec2<i32>>;'];
+  let za = `${offsetA}`;
+  if (ctx.inputs[2]) {
+    declarations.push(storageBinding(bindings.length, 'a_zero_point', 'i32', 'read'));
+    bindings.push({ kind: 'input', index: 2 });
+    za = `a_zero_point[0] + ${offsetA}`;
+  }
+  declarations.push(storageBinding(bindings.length, 'y', 'i32', 'read_write'));
+  bindings.push({ kind: 'output', index: 0 });
+  const paramsDeclaration = shapes.declaration(bindings.length);
+  const params = shapes.binding();
+  if (params) bindings.push(params);
+  const columnIds = [0, 1, 2, 3];
+  const loadA = (k: string, guarded: boolean) => {
+    const read = (j: number) => `u32(a[aRow + ${k} + ${j}u] + ${offsetA})`;
+    const lanes = columnIds.map((j) => (guarded ? `select(0u, ${read(j)}, ${k} + ${j}u < ${KV})` : read(j)));
+    return `vec4<u32>(${lanes.join(', ')})`;
+  };
+  const accumulate = (k: string, kw: string, guarded: boolean) => dot4
+    ? [`let ap = pack4xU8(${loadA(k, guarded)});`, 'sa = sa + dot4U8Packed(ap, 0x01010101u);',
+      ...columnIds.map((j) => `acc[${j}] = acc[${j}] + dot4U8Packed(ap, bw[bCol${j} + ${kw}]);`)]
+    : [`let av = ${loadA(k, guarded)};`, 'sa = sa + i32(av.x + av.y + av.z + av.w);',
+      ...columnIds.map((j) => `acc[${j}] = acc[${j}] + dot(vec4<i32>(av), vec4<i32>((vec4<u32>(bw[bCol${j} + ${kw}]) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(255u)));`)];
+  const code = `${dot4 ? 'requires packed_4x8_integer_dot_product;\n' : ''}${declarations.join('\n')}
+${paramsDeclaration}
+
+@compute @workgroup_size(16, 4, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${shapes.loads().join('\n  ')}
+  let col = gid.x * 4u;
+  let m = gid.y;
+  if (col >= ${NV} || m >= ${M}) { return; }
+  let aRow = m * ${KV};
+  ${columnIds.map((j) => `let bCol${j} = min(col + ${j}u, ${NV} - 1u) * ${KW};`).join('\n  ')}
+  var acc = vec4<${dot4 ? 'u32' : 'i32'}>(0${dot4 ? 'u' : ''});
+  var sa = 0${dot4 ? 'u' : ''};
+  for (var kw = 0u; kw < ${KFULL}; kw = kw + 1u) {
+    let k = kw * 4u;
+    ${accumulate('k', 'kw', false).join('\n    ')}
+  }
+  ${K % 4 ? `{
+    let kw = ${KFULL};
+    let k = kw * 4u;
+    ${accumulate('k', 'kw', true).join('\n    ')}
+  }` : ''}
+  let za = ${za};
+  for (var j = 0u; j < 4u; j = j + 1u) {
+    let n = col + j;
+    if (n < ${NV}) {
+      let c = columns[n];
+      y[m * ${NV} + n] = i32(acc[j]) - c.y * i32(sa) - za * c.x + ${KV === 'K' ? 'i32(K)' : `${K}`} * za * c.y;
+    }
+  }
+}
+`;
+  return {
+    label: `MatMulInteger packed${dot4 ? ' dot4' : ''} ${rows}x${K}x${N} (${ctx.node.name})`,
+    key: `MatMulInteger packed ${dot4 ? 'dot4' : 'unpacked'} oa${offsetA} za${ctx.inputs[2] ? 1 : 0} tail${K % 4 ? 1 : 0} ${shapes.key()}`,
+    code,
+    workgroups: [Math.ceil(N / 4 / 16), Math.ceil(rows / 4), 1],
+    bindings,
+  };
+}
+
 const matMulInteger: OpDefinition = {
   opType: 'MatMulInteger',
   sinceVersion: 10,
@@ -113,6 +216,10 @@ const matMulInteger: OpDefinition = {
     const p = integerProblem(ctx);
     const count = elementCount(p.outputShape);
     if (count === 0) return [];
+    const b = ctx.constants[1];
+    if (b && b.dims.length === 2 && (!ctx.inputs[3] || ctx.constants[3]) && p.K > 0) {
+      return [packedIntegerProgram(ctx, p, b, ctx.constants[3] ?? null)];
+    }
     const declarations = [storageBinding(0, 'a', 'i32', 'read'), storageBinding(1, 'b', 'i32', 'read')];
     const bindings: Binding[] = [{ kind: 'input', index: 0 }, { kind: 'input', index: 1 }];
     let za = '0';

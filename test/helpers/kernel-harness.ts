@@ -100,7 +100,7 @@ export async function testDevice(): Promise<{ device: GPUDevice; caps: DeviceCap
       vendor: info.vendor,
       architecture: info.architecture,
       isCpu: /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description} ${info.architecture}`) || (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true,
-      features: new Set(device.features),
+      features: new Set([...device.features, ...[...(gpu.wgslLanguageFeatures ?? [])].map((f) => `wgsl:${f}`)]),
       limits: {
         maxComputeWorkgroupSizeX: device.limits.maxComputeWorkgroupSizeX,
         maxComputeWorkgroupSizeY: device.limits.maxComputeWorkgroupSizeY,

@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { DType, Tensor } from '../../daemon/graph/ir.ts';
 import { findOp } from '../../daemon/kernels/registry.ts';
-import { floatTensor, intTensor, opContextFor, randomTensor, runSingleOpOnGpu, seededRandom, type SingleOpCase } from '../helpers/kernel-harness.ts';
+import { buildSingleOp, floatTensor, intTensor, opContextFor, randomTensor, runSingleOpOnGpu, seededRandom, testDevice, type SingleOpCase } from '../helpers/kernel-harness.ts';
 import { checkCase, difference, EXACT, foldCase, type Tolerance } from '../helpers/op-compare.ts';
 
 /*
@@ -37,6 +37,8 @@ const cases: Case[] = [
   { name: 'DynamicQuantizeLinear on zeros', c: { opType: 'DynamicQuantizeLinear', opset: 11, outputCount: 3, inputs: [floatTensor([3], [0, 0, 0])] } },
   { name: 'MatMulInteger uint8 with per-tensor A and per-column B zero points', c: { opType: 'MatMulInteger', opset: 10, inputs: [randomInts('uint8', [3, 5], 40, 0, 255), randomInts('uint8', [5, 4], 41, 0, 255), intTensor('uint8', [], [120]), randomInts('uint8', [4], 42, 100, 150)], constantInputs: [1, 3] } },
   { name: 'MatMulInteger int8 batched A, broadcast B, no zero points', c: { opType: 'MatMulInteger', opset: 10, inputs: [randomInts('int8', [2, 3, 5], 43, -128, 127), randomInts('int8', [5, 2], 44, -128, 127)] } },
+  { name: 'MatMulInteger packed constant int8 B, batched uint8 A, dynamic A zero point, K = 9 (a partial word)', c: { opType: 'MatMulInteger', opset: 10, inputs: [randomInts('uint8', [2, 3, 9], 45, 0, 255), randomInts('int8', [9, 6], 46, -128, 127), intTensor('uint8', [], [131]), randomInts('int8', [6], 47, -3, 3)], constantInputs: [1, 3] } },
+  { name: 'MatMulInteger packed constant uint8 B without the dot4 language feature, K = 8', c: { opType: 'MatMulInteger', opset: 10, device: { features: new Set() }, inputs: [randomInts('int8', [5, 8], 48, -128, 127), randomInts('uint8', [8, 7], 49, 0, 255), intTensor('int8', [], [-4]), intTensor('uint8', [], [128])], constantInputs: [1, 3] } },
 ];
 
 for (const { name, c, tolerance, oracle } of cases) {
@@ -74,4 +76,13 @@ t.test('bad quantization parameters are coded errors naming the node', async (t)
     { code: 'EDGERUN_ERR_ONNX_INVALID', message: /x is int4; opset 13 allows int8, uint8, int32/ });
   t.match(inferError({ opType: 'DequantizeLinear', opset: 21, attributes: { axis: 1, block_size: 2 }, inputs: [randomInts('uint8', [2, 3], 57, 0, 1), randomTensor([2, 2], 58), randomInts('uint8', [2, 3], 59, 0, 1)] }),
     { code: 'EDGERUN_ERR_SHAPE', message: /zero point dims \[2,3\] differ from scale dims \[2,2\]/ });
+});
+
+t.test('MatMulInteger with a constant B keeps it packed (4 bytes per word) and uses dot4U8Packed when the adapter has it', async (t) => {
+  const { caps } = await testDevice();
+  const c: SingleOpCase = { opType: 'MatMulInteger', opset: 10, inputs: [randomInts('uint8', [4, 64], 60, 0, 255), randomInts('int8', [64, 32], 61, -128, 127)], constantInputs: [1] };
+  const { programs } = await buildSingleOp(c);
+  const constantBytes = programs.flatMap((p) => p.bindings).reduce((sum, b) => sum + (b.kind === 'constant' ? b.data.byteLength : 0), 0);
+  t.ok(constantBytes <= 64 * 32 + 32 * 8 + 64, `constants ${constantBytes} B: the int8 weights packed, plus per-column sums`);
+  t.equal(programs[0].label.includes('dot4'), caps.features.has('wgsl:packed_4x8_integer_dot_product'), programs[0].label);
 });
