@@ -59,8 +59,9 @@ export class ActiveDeployment {
     }
     // Subscribed before reporting: a sender starts the chunks when it sees the report.
     await this.ctx.subscribe(this.chunkTopic);
-    this.setState(state);
-    if (this.ctx.connected()) this.armIdleTimer();
+    // Chunks already flowing (another device's transfer of the same deployment) may have moved it on.
+    if (this.counts.stored === 0) this.setState(state);
+    if (this.ctx.connected() && !this.finishing) this.armIdleTimer();
   }
 
   /**
@@ -218,7 +219,12 @@ export class ActiveDeployment {
         await this.end('failed', code, `version ${version} was installed but not swapped in (${info.activeVersion ?? 'nothing'} serves): ${entry?.reason ?? 'unknown reason'}`);
         return;
       }
-      this.ctx.state.raiseFloor(name, version);
+      try {
+        this.ctx.state.raiseFloor(name, version);
+      } catch (error) {
+        // The version serves; only the replay floor could not be written (the deploymentId guard still holds).
+        this.ctx.log.error({ model: name, version, err: (error as Error).message }, 'could not record the version floor');
+      }
       await this.end('active');
     } catch (error) {
       const { code, reason } = describe(error);

@@ -7,7 +7,7 @@
  *
  * Deployments and commands are handled one at a time on a queue (handle-deploy.ts, handle-command.ts); chunks
  * are written synchronously in the message handler (active-deployment.ts), so a PUBACK always follows the
- * write. Transfers in progress are reopened from <state dir>/fleet before connecting.
+ * write. Transfers in progress are reopened from <state dir>/fleet before the client connects.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -86,12 +86,14 @@ export class FleetAgent implements AgentContext {
       const trust = await TrustSet.load(options.fleet.trust, state);
       if (trust.keys().length === 0) options.log.warn('fleet.trust names no key: every deployment and command will be refused');
       agent = new FleetAgent(options, state, trust);
+      // The client exists before transfers resume, so their progress reports queue in it until it connects.
+      agent.createClient();
       await agent.resumeTransfers();
     } catch (error) {
       state.close();
       throw error;
     }
-    agent.connect();
+    agent.client.connect();
     return agent;
   }
 
@@ -142,7 +144,7 @@ export class FleetAgent implements AgentContext {
     };
   }
 
-  private connect(): void {
+  private createClient(): void {
     const { fleet } = this.options;
     const statusTopic = topics.status(this.prefix, this.deviceId);
     const options: IClientOptions = {
@@ -152,6 +154,7 @@ export class FleetAgent implements AgentContext {
       reconnectPeriod: 1000,
       // The 'connect' handler subscribes to exactly what is wanted now (finished transfers' chunk topics not).
       resubscribe: false,
+      manualConnect: true,
       connectTimeout: 10_000,
       will: { topic: statusTopic, payload: Buffer.from(JSON.stringify(this.status(false))), qos: 1, retain: true },
       ...(fleet.mqttProtocolVersion === 5 ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_SECONDS } } : {}),

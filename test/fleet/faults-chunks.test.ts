@@ -112,3 +112,29 @@ t.test('the daemon killed with SIGKILL mid-transfer resumes from its persisted b
   t.comment(`daemon SIGKILL mid-transfer: re-sent ${stats.resentBytes} of ${manifest.totalBytes} bytes (${percent.toFixed(1)} %), ${stats.requests} request(s)`);
   t.ok(percent <= 5, `re-sent ${percent.toFixed(1)} % ≤ 5 %`);
 });
+
+t.test('the daemon killed with SIGKILL once every chunk is stored finishes the install after a restart', async (t) => {
+  const dir = await tempDir(t, 'fleet-daemon-kill-install');
+  const broker = await startBroker();
+  t.teardown(() => broker.close());
+  const { key, pubFile } = await makeKey(dir, 'operator');
+  const options = { broker, dir, deviceId: 'box-4', trust: [pubFile] };
+  const first = await startDevice(options);
+  const sender = await TestSender.connect(broker, key);
+  t.teardown(() => sender.close());
+
+  const manifest = await sender.prepare(await writeScalePackage(dir, '8', 8, PAD), { chunkBytes: CHUNK });
+  await sender.publishManifest(topics.deviceDeploy(PREFIX, 'box-4'), manifest);
+  await sender.waitProgress(manifest.deploymentId, ['accepted']);
+  await sender.sendChunks(manifest.transferId);
+  const reached = await sender.waitProgress(manifest.deploymentId, ['verifying', 'installing', 'active']);
+  first.signal('SIGKILL');
+  await first.exited;
+  t.comment(`killed at or after '${reached.state}'`);
+
+  const second = await startDevice(options);
+  t.teardown(async () => { second.signal('SIGKILL'); await second.exited; });
+  await sender.waitFor(() => sender.progress.filter((p) => p.deploymentId === manifest.deploymentId).at(-1)?.state === 'active', 'active after the restart');
+  t.same((await inferScale(second.url)).y, [8, 16, 24, 32], 'the new version serves after the restart');
+  t.equal(sender.sent.get(manifest.transferId)!.resentBytes, 0, 'nothing was sent twice');
+});
