@@ -68,8 +68,8 @@ export class Deployment {
   readonly sender: ChunkSender;
   private readonly startedAt = Date.now();
   private readonly requestTopic: string;
-  private readonly progressPrefix: string;
-  private readonly statusPrefix: string;
+  /** `{prefix}/devices/`: progress and status topics start with it. */
+  private readonly devicesPrefix: string;
   private started = false;
   private disconnectedAt = Number.POSITIVE_INFINITY;
   private awaitingAnnounce = new Set<string>();
@@ -85,8 +85,7 @@ export class Deployment {
     this.tracker = new DeploymentTracker(manifest.deploymentId, manifest.totalBytes, options.expected);
     this.requestTopic = topics.chunkRequest(prefix, manifest.transferId);
     const progressWildcard = topics.allProgress(prefix);
-    this.progressPrefix = progressWildcard.slice(0, progressWildcard.indexOf('+'));
-    this.statusPrefix = this.progressPrefix;
+    this.devicesPrefix = progressWildcard.slice(0, progressWildcard.indexOf('+'));
     if (options.progressStream) attachProgressPrinter(this.tracker, options.progressStream, options.progressLabel);
     this.tracker.onChange(() => this.wakeWaiters());
   }
@@ -98,10 +97,10 @@ export class Deployment {
         if (request.transferId !== this.options.manifest.transferId) return;
         const added = this.sender.queueRequested(request.ranges);
         this.log.debug({ deviceId: request.deviceId, ranges: request.ranges.length, added }, 'chunk request');
-      } else if (topic.startsWith(this.progressPrefix) && topic.endsWith('/progress') && payload.length > 0) {
+      } else if (topic.startsWith(this.devicesPrefix) && topic.endsWith('/progress') && payload.length > 0) {
         const progress = parseDeploymentProgress(parseJsonPayload(payload, topic), topic);
         if (this.tracker.apply(progress) && !packet.retain) this.announced(progress.deviceId);
-      } else if (this.awaitingAnnounce.size > 0 && topic.startsWith(this.statusPrefix) && topic.endsWith('/status') && payload.length > 0) {
+      } else if (this.awaitingAnnounce.size > 0 && topic.startsWith(this.devicesPrefix) && topic.endsWith('/status') && payload.length > 0) {
         const status = parseDeviceStatus(parseJsonPayload(payload, topic), topic);
         if (status.online && (!packet.retain || Date.parse(status.at) >= this.disconnectedAt)) this.announced(status.deviceId);
       }
@@ -117,8 +116,9 @@ export class Deployment {
   private readonly onReconnect = (): void => {
     if (!this.started) return;
     const pending = [...this.tracker.devices.values()].filter((d) => outcomeOf(d) === 'pending').map((d) => d.deviceId);
-    this.log.info({ deploymentId: this.options.manifest.deploymentId, waitingFor: pending.length }, 'reconnected to the broker');
+    this.log.debug({ deploymentId: this.options.manifest.deploymentId, waitingFor: pending.length }, 'reconnected to the broker');
     if (pending.length === 0) return;
+    this.options.progressStream?.write(`${this.options.progressLabel ?? ''}reconnected to the broker; chunks wait for ${pending.length} device(s) to announce themselves again\n`);
     this.awaitingAnnounce = new Set(pending);
     this.sender.pause();
     clearTimeout(this.announceTimer);

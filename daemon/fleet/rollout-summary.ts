@@ -12,6 +12,7 @@ export function rolloutJson(result: RolloutResult) {
     stages: result.stages.map((stage) => ({ name: stage.name, targets: stage.devices, ...deploymentJson(stage.result) })),
     aborted: result.aborted,
     rolledBack: result.rolledBack,
+    rollbackOutcomes: result.rollbackOutcomes,
     untouched: result.untouched,
   };
 }
@@ -25,7 +26,13 @@ export function formatRolloutSummary(result: RolloutResult): string {
   } else {
     lines.push(`${head}: ABORTED — ${result.abortReason}`);
     lines.push(`  abort sent to: ${result.aborted.join(', ') || 'none'}`);
-    lines.push(`  rollback sent to: ${result.rolledBack.join(', ') || 'none'}`);
+    const answer = (deviceId: string) => {
+      const outcome = result.rollbackOutcomes[deviceId];
+      if (!outcome || outcome.state === 'no answer') return `${deviceId} (no answer)`;
+      if (outcome.state === 'rolled-back') return `${deviceId} (rolled back to ${outcome.version})`;
+      return `${deviceId} (${outcome.state}${outcome.reason ? `: ${outcome.reason}` : ''})`;
+    };
+    lines.push(`  rollback sent to: ${result.rolledBack.map(answer).join(', ') || 'none'}`);
     lines.push(`  never received the manifest: ${result.untouched.join(', ') || 'none'}`);
   }
   return `${lines.join('\n')}\n`;

@@ -11,6 +11,7 @@
 import crypto from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import { onlineGroupMembers, readFleet } from './fleet-view.ts';
+import { parseDeploymentProgress, parseJsonPayload } from './messages.ts';
 import { buildDeploymentManifest, type PackageSource } from './publisher-package.ts';
 import { outcomeOf } from './publisher-progress.ts';
 import { commandTimes, DEFAULT_FLEET_WAIT_MS, Deployment, type DeploymentResult, sendCommand } from './publisher.ts';
@@ -53,6 +54,8 @@ export interface RolloutResult {
   aborted: string[];
   /** Devices that got `rollback` (already switched when the rollout stopped). */
   rolledBack: string[];
+  /** What each of them answered (state `rolled-back`, or `failed`/`rejected` with the reason), or 'no answer'. */
+  rollbackOutcomes: Record<string, { state: string; version?: string; code?: string; reason?: string }>;
   /** Online members that never received the manifest. */
   untouched: string[];
 }
@@ -63,7 +66,7 @@ export async function runRollout(options: RolloutOptions): Promise<RolloutResult
   const view = await readFleet(client, prefix, { waitMs: options.fleetWaitMs ?? DEFAULT_FLEET_WAIT_MS });
   const plan = planRollout(onlineGroupMembers(view, group), group, model, options.stageOne);
   const rolloutId = crypto.randomUUID();
-  const result: RolloutResult = { rolloutId, group, model, outcome: 'completed', stages: [], aborted: [], rolledBack: [], untouched: [] };
+  const result: RolloutResult = { rolloutId, group, model, outcome: 'completed', stages: [], aborted: [], rolledBack: [], rollbackOutcomes: {}, untouched: [] };
   const deployments: Deployment[] = [];
   const stages: [RolloutStage['name'], string[]][] = [['stage 1', plan.stageOne], ['stage 2', plan.rest]];
   for (const [index, [name, devices]] of stages.entries()) {
@@ -111,12 +114,65 @@ async function abortRollout(options: RolloutOptions, deployments: Deployment[], 
   }
   const switched = deployments.flatMap((deployment) =>
     [...deployment.tracker.devices.values()].filter((d) => outcomeOf(d) === 'succeeded').map((d) => d.deviceId));
-  for (const deviceId of switched) {
-    const toVersion = previous.get(deviceId);
-    await sendCommand(client, prefix, key, deviceId, {
-      protocol: 1, kind: 'rollback', commandId: crypto.randomUUID(), model: source.name,
-      ...(toVersion && toVersion !== source.version ? { toVersion } : {}), ...commandTimes(expiresInMs), rolloutId: result.rolloutId,
-    });
-    result.rolledBack.push(deviceId);
+  const commands = new Map<string, string>();
+  const answers = watchCommandOutcomes(client, prefix, commands, result.rollbackOutcomes);
+  try {
+    await client.subscribeAsync(topics.allProgress(prefix), { qos: 1 });
+    for (const deviceId of switched) {
+      const toVersion = previous.get(deviceId);
+      const commandId = crypto.randomUUID();
+      commands.set(commandId, deviceId);
+      result.rollbackOutcomes[deviceId] = { state: 'no answer' };
+      await sendCommand(client, prefix, key, deviceId, {
+        protocol: 1, kind: 'rollback', commandId, model: source.name,
+        ...(toVersion && toVersion !== source.version ? { toVersion } : {}), ...commandTimes(expiresInMs), rolloutId: result.rolloutId,
+      });
+      result.rolledBack.push(deviceId);
+    }
+    await answers.all(Math.min(options.timeoutMs, ROLLBACK_ANSWER_WAIT_MS));
+  } finally {
+    answers.stop();
   }
+}
+
+/** How long an aborted rollout waits for the devices to confirm their rollback. */
+const ROLLBACK_ANSWER_WAIT_MS = 30_000;
+
+/**
+ * Devices answer a command on their progress topic with the command's id as the deploymentId (state
+ * `rolled-back`, or `failed`/`rejected` with the reason); this records those answers into `outcomes`.
+ */
+function watchCommandOutcomes(client: MqttClient, prefix: string, commands: Map<string, string>, outcomes: RolloutResult['rollbackOutcomes']) {
+  const answered = new Set<string>();
+  let wake: (() => void) | null = null;
+  const onMessage = (topic: string, payload: Buffer): void => {
+    if (!topic.startsWith(`${prefix}/devices/`) || !topic.endsWith('/progress') || payload.length === 0) return;
+    try {
+      const progress = parseDeploymentProgress(parseJsonPayload(payload, topic), topic);
+      const deviceId = commands.get(progress.deploymentId);
+      if (deviceId === undefined || deviceId !== progress.deviceId) return;
+      outcomes[deviceId] = {
+        state: progress.state, version: progress.model.version,
+        ...(progress.code ? { code: progress.code } : {}), ...(progress.reason ? { reason: progress.reason } : {}),
+      };
+      answered.add(deviceId);
+      wake?.();
+    } catch {
+      // Someone else's malformed progress message says nothing about these commands.
+    }
+  };
+  client.on('message', onMessage);
+  return {
+    async all(waitMs: number): Promise<void> {
+      const deadline = Date.now() + waitMs;
+      while (answered.size < commands.size && Date.now() < deadline) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+          wake = () => { clearTimeout(timer); resolve(); };
+        });
+        wake = null;
+      }
+    },
+    stop(): void { client.off('message', onMessage); },
+  };
 }

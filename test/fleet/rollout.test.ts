@@ -90,6 +90,8 @@ t.test('a failing canary stops the rollout: abort to the one in flight, rollback
   t.match(outcome.abortReason, /stage 1: 1 failed and 1 without an outcome of 3/);
   t.same(outcome.aborted, ['west-3']);
   t.same(outcome.rolledBack, ['west-1']);
+  t.same(outcome.rollbackOutcomes, { 'west-1': { state: 'rolled-back', version: '1.0' } }, 'the rollback was confirmed');
+  t.match(r.err, /rollback sent to: west-1 \(rolled back to 1\.0\)/);
   t.same(outcome.untouched, ['west-4', 'west-5']);
   t.match(r.err, /ABORTED/);
   await new Promise((resolve) => setTimeout(resolve, 300));

@@ -82,10 +82,21 @@ export class SimulatedDevice {
       const envelope = parseEnvelope(parseJsonPayload(payload, topic), topic);
       const value = verifyEnvelope(envelope, this.options.trusted, topic);
       if (topic.endsWith('/deploy')) this.onManifest(parseDeploymentManifest(value, topic));
-      else this.commands.push(parseFleetCommand(value, topic));
+      else this.onCommand(parseFleetCommand(value, topic));
     } catch (error) {
       this.rejected.push((error as Error).message);
     }
+  }
+
+  /** Rollbacks are answered the way the agent answers them: progress under the command's id. */
+  private onCommand(command: FleetCommand): void {
+    this.commands.push(command);
+    if (command.kind !== 'rollback') return;
+    const progress: DeploymentProgress = {
+      protocol: 1, deviceId: this.options.deviceId, deploymentId: command.commandId, model: { name: command.model, version: command.toVersion ?? '0' },
+      state: 'rolled-back', receivedChunks: 0, chunkCount: 0, receivedBytes: 0, totalBytes: 0, at: new Date().toISOString(),
+    };
+    void this.client.publishAsync(topics.progress(this.prefix, this.options.deviceId), JSON.stringify(progress), { qos: 1, retain: true });
   }
 
   private onManifest(manifest: DeploymentManifest): void {
