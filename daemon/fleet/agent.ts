@@ -30,6 +30,8 @@ import { TrustSet } from './trust-set.ts';
 
 /** How long the broker keeps the device's session (subscriptions, queued QoS 1 messages) while it is away. */
 export const SESSION_EXPIRY_SECONDS = 7 * 24 * 3600;
+/** How often the agent compares the model registry with its last status. */
+export const STATUS_CHECK_INTERVAL_MS = 5_000;
 
 export interface FleetAgentOptions {
   fleet: ResolvedConfig['fleet'] & { broker: string };
@@ -61,6 +63,8 @@ export class FleetAgent implements AgentContext {
   private readonly subscriptions = new Set<string>();
   private readonly version = agentVersion();
   private stopped = false;
+  private lastModels = '';
+  private statusTimer: NodeJS.Timeout | undefined;
 
   private constructor(private readonly options: FleetAgentOptions, readonly state: AgentState, readonly trust: TrustSet) {
     const { fleet } = options;
@@ -94,6 +98,8 @@ export class FleetAgent implements AgentContext {
       throw error;
     }
     agent.client.connect();
+    agent.statusTimer = setInterval(() => agent.publishStatusIfModelsChanged(), STATUS_CHECK_INTERVAL_MS);
+    agent.statusTimer.unref();
     return agent;
   }
 
@@ -211,7 +217,15 @@ export class FleetAgent implements AgentContext {
   }
 
   publishStatus(): void {
-    this.publish(topics.status(this.prefix, this.deviceId), JSON.stringify(this.status(true)), true);
+    const status = this.status(true);
+    this.lastModels = JSON.stringify(status.models);
+    this.publish(topics.status(this.prefix, this.deviceId), JSON.stringify(status), true);
+  }
+
+  /** The hot-swap changes models on its own too (probation passed or rolled back): the status follows. */
+  private publishStatusIfModelsChanged(): void {
+    if (!this.mqttClient?.connected) return;
+    if (JSON.stringify(this.status(true).models) !== this.lastModels) this.publishStatus();
   }
 
   publishChunkRequest(transferId: string, ranges: [number, number][]): void {
@@ -246,6 +260,7 @@ export class FleetAgent implements AgentContext {
         .catch(() => undefined);
     }
     this.stopped = true;
+    clearInterval(this.statusTimer);
     await this.queue;
     for (const active of [...this.active.values()]) active.suspend();
     await client?.endAsync().catch(() => undefined);
