@@ -49,6 +49,9 @@ export interface DaemonConfig {
     maxPackageBytes: number;
     minFreeDiskBytes: number;
     chunkRequestTimeoutMs: number;
+    telemetryIntervalMs: number;
+    telemetryBacklogMaxRows: number;
+    telemetryBacklogMaxBytes: number;
   };
   log: { level: LogLevel };
 }
