@@ -13,6 +13,7 @@ import { Lifecycle, type Component, type ComponentStopReport } from './lifecycle
 import { ModelsComponent } from './lifecycle/models-component.ts';
 import { SdNotify } from './lifecycle/sd-notify.ts';
 import { TelemetryComponent } from './lifecycle/telemetry-component.ts';
+import { UplinkComponent } from './lifecycle/uplink-component.ts';
 import { Watchdog, watchdogIntervalMs } from './lifecycle/watchdog.ts';
 import { logger as rootLogger, type Logger } from './log.ts';
 import { telemetryRoutes } from './serve/telemetry-routes.ts';
@@ -99,6 +100,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
   }, child('http'));
 
   const fleet = new FleetComponent(config, { models: () => models.manager, store: () => models.store }, child('fleet'));
+  const uplink = new UplinkComponent(config, { agent: () => fleet.agent, telemetry: () => telemetry.telemetry }, child('telemetry-uplink'));
 
   const status = (): string => {
     const list = models.manager.list();
@@ -108,7 +110,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
   };
   const watchdogMs = config.lifecycle.watchdog ? watchdogIntervalMs(env) : null;
   const systemd = new SystemdComponent(notify, watchdogMs, status, () => lifecycle.state === 'running' || lifecycle.state === 'starting', log);
-  const lifecycle: Lifecycle = new Lifecycle([telemetry, engine, models, http, fleet, systemd], { stopTimeoutMs: config.lifecycle.componentStopTimeoutMs, log });
+  const lifecycle: Lifecycle = new Lifecycle([telemetry, engine, models, http, fleet, uplink, systemd], { stopTimeoutMs: config.lifecycle.componentStopTimeoutMs, log });
 
   return {
     lifecycle,
