@@ -34,12 +34,32 @@ export function parseBrokerUrl(url: string): URL {
   return parsed;
 }
 
-/** Connects with MQTT 5; rejects with EDGERUN_ERR_FLEET_BROKER (naming the URL) when no CONNACK comes in time. */
+/**
+ * Connects with MQTT 5 (or 3.1.1 when the broker refuses 5, as Aedes does); rejects with EDGERUN_ERR_FLEET_BROKER
+ * (naming the URL) when no CONNACK comes in time.
+ */
 export async function connectOperator(url: string, options: OperatorConnectOptions = {}): Promise<MqttClient> {
   parseBrokerUrl(url);
+  try {
+    return await connectWith(url, options, 5);
+  } catch (error) {
+    if (!/unacceptable protocol version|unsupported protocol version/i.test((error as Error).message)) throw brokerError(url, error);
+  }
+  try {
+    return await connectWith(url, options, 4);
+  } catch (error) {
+    throw brokerError(url, error);
+  }
+}
+
+function brokerError(url: string, error: unknown): EdgerunError {
+  return new EdgerunError('EDGERUN_ERR_FLEET_BROKER', `cannot connect to the broker at ${url}: ${(error as Error).message}`, { url }, { cause: error });
+}
+
+async function connectWith(url: string, options: OperatorConnectOptions, protocolVersion: 4 | 5): Promise<MqttClient> {
   const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const clientOptions: IClientOptions = {
-    protocolVersion: 5,
+    protocolVersion,
     clientId: `${options.clientIdPrefix ?? 'edgerun-operator'}-${crypto.randomBytes(4).toString('hex')}`,
     clean: true,
     connectTimeout: timeoutMs,
@@ -67,8 +87,7 @@ export async function connectOperator(url: string, options: OperatorConnectOptio
     });
   } catch (error) {
     client.end(true);
-    throw new EdgerunError('EDGERUN_ERR_FLEET_BROKER', `cannot connect to the broker at ${url}: ${(error as Error).message}`,
-      { url }, { cause: error });
+    throw error;
   }
   // Errors after the first CONNACK are transient (mqtt.js reconnects); without a listener they would throw.
   client.on('error', () => undefined);

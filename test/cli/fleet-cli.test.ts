@@ -50,7 +50,7 @@ t.test('keys generate writes a 0600 private key and a public key, prints the key
 
 t.test('fleet status lists devices, groups, model versions and deployment states from retained messages', async (t) => {
   const prefix = 'status-test/v1';
-  const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+  const client = await mqtt.connectAsync(broker.url, { protocolVersion: broker.protocolVersion });
   t.teardown(() => client.endAsync());
   const at = new Date().toISOString();
   const status = (deviceId: string, online: boolean, groups: string[], version: string | null) => JSON.stringify({
@@ -84,7 +84,7 @@ t.test('fleet status lists devices, groups, model versions and deployment states
 });
 
 t.test('bad input is refused with a coded error and nothing reaches the broker', async (t) => {
-  const observer = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+  const observer = await mqtt.connectAsync(broker.url, { protocolVersion: broker.protocolVersion });
   const published: string[] = [];
   observer.on('message', (topic) => { if (topic.includes('/deploy') || topic.includes('/transfers/')) published.push(topic); });
   await observer.subscribeAsync('edgerun/v1/#', { qos: 1 });

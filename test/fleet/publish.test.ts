@@ -40,7 +40,7 @@ const pkg = await writePackage(path.join(dir, 'pkg'), { name: 'relu', version: '
 const common = ['--broker', broker.url, '--key', `${keyPrefix}.key`, '--chunk-bytes', '16384', '--timeout', '20s', '--json'];
 
 t.test('one device receives every file intact and goes active; progress lines and a JSON outcome', async (t) => {
-  const device = await SimulatedDevice.start({ brokerUrl: broker.url, deviceId: 'cam-1', trusted });
+  const device = await SimulatedDevice.start({ brokerUrl: broker.url, protocolVersion: broker.protocolVersion, deviceId: 'cam-1', trusted });
   t.teardown(() => device.stop());
   const r = await edgerun('publish', pkg.dir, '--to', 'cam-1', ...common);
   t.equal(r.code, 0, r.err);
@@ -58,7 +58,7 @@ t.test('one device receives every file intact and goes active; progress lines an
 });
 
 t.test('the daemon\'s fleet agent takes the deployment: signature, chunks, file hashes, then the version goes active', async (t) => {
-  const device = await AgentDevice.start({ brokerUrl: broker.url, deviceId: 'agent-1', stateDir: path.join(dir, 'agent-1'), trustFiles: [`${keyPrefix}.pub`] });
+  const device = await AgentDevice.start({ brokerUrl: broker.url, mqttProtocolVersion: broker.protocolVersion, deviceId: 'agent-1', stateDir: path.join(dir, 'agent-1'), trustFiles: [`${keyPrefix}.pub`] });
   t.teardown(() => device.stop());
   await device.connected();
   const r = await edgerun('publish', pkg.dir, '--to', 'agent-1', ...common);
@@ -72,7 +72,7 @@ t.test('the daemon\'s fleet agent takes the deployment: signature, chunks, file 
 t.test('a broker restart in the middle of a transfer is ridden out: the device resumes and goes active', async (t) => {
   let restarted: Promise<void> | null = null;
   const device = await AgentDevice.start({
-    brokerUrl: broker.url, deviceId: 'agent-2', stateDir: path.join(dir, 'agent-2'), trustFiles: [`${keyPrefix}.pub`], chunkRequestTimeoutMs: 500,
+    brokerUrl: broker.url, mqttProtocolVersion: broker.protocolVersion, deviceId: 'agent-2', stateDir: path.join(dir, 'agent-2'), trustFiles: [`${keyPrefix}.pub`], chunkRequestTimeoutMs: 500,
     onChunk: (d) => { if (d.deliveredChunks === 3) restarted ??= broker.restart({ downMs: 300 }); },
   });
   t.teardown(() => device.stop());
@@ -87,7 +87,7 @@ t.test('a broker restart in the middle of a transfer is ridden out: the device r
 
 t.test('chunks a device lost are resent when it asks for them, and only those', async (t) => {
   const lost = new Set([1, 4, 5, 9]);
-  const device = await SimulatedDevice.start({ brokerUrl: broker.url, deviceId: 'cam-2', trusted, dropFirst: (i) => lost.has(i), requestAfterMs: 200 });
+  const device = await SimulatedDevice.start({ brokerUrl: broker.url, protocolVersion: broker.protocolVersion, deviceId: 'cam-2', trusted, dropFirst: (i) => lost.has(i), requestAfterMs: 200 });
   t.teardown(() => device.stop());
   const r = await edgerun('publish', pkg.dir, '--to', 'cam-2', ...common);
   t.equal(r.code, 0, r.err);
@@ -99,9 +99,9 @@ t.test('chunks a device lost are resent when it asks for them, and only those', 
 });
 
 t.test('a group deployment reaches its online members through the group topic', async (t) => {
-  const a = await SimulatedDevice.start({ brokerUrl: broker.url, deviceId: 'g-a', groups: ['yard'], trusted });
-  const b = await SimulatedDevice.start({ brokerUrl: broker.url, deviceId: 'g-b', groups: ['yard', 'north'], trusted });
-  const other = await SimulatedDevice.start({ brokerUrl: broker.url, deviceId: 'g-other', groups: ['south'], trusted });
+  const a = await SimulatedDevice.start({ brokerUrl: broker.url, protocolVersion: broker.protocolVersion, deviceId: 'g-a', groups: ['yard'], trusted });
+  const b = await SimulatedDevice.start({ brokerUrl: broker.url, protocolVersion: broker.protocolVersion, deviceId: 'g-b', groups: ['yard', 'north'], trusted });
+  const other = await SimulatedDevice.start({ brokerUrl: broker.url, protocolVersion: broker.protocolVersion, deviceId: 'g-other', groups: ['south'], trusted });
   t.teardown(async () => { await a.stop(); await b.stop(); await other.stop(); });
   const r = await edgerun('publish', pkg.dir, '--to', 'group:yard', ...common);
   t.equal(r.code, 0, r.err);
@@ -115,7 +115,7 @@ t.test('a group deployment reaches its online members through the group topic', 
 
 t.test('a device that reports a failure makes publish exit 1 and name the reason', async (t) => {
   const device = await SimulatedDevice.start({
-    brokerUrl: broker.url, deviceId: 'cam-3', trusted, failWith: { code: 'EDGERUN_ERR_GATE_FAILED', reason: 'agreement 0.42 below 0.99' },
+    brokerUrl: broker.url, protocolVersion: broker.protocolVersion, deviceId: 'cam-3', trusted, failWith: { code: 'EDGERUN_ERR_GATE_FAILED', reason: 'agreement 0.42 below 0.99' },
   });
   t.teardown(() => device.stop());
   const r = await edgerun('publish', pkg.dir, '--to', 'cam-3', ...common);

@@ -43,7 +43,7 @@ const running = [{ name: 'relu', version: '1.0', state: 'serving' }];
 async function fleet(group: string, specs: Partial<SimulatedDeviceOptions>[]): Promise<SimulatedDevice[]> {
   const devices: SimulatedDevice[] = [];
   for (const [i, spec] of specs.entries()) {
-    devices.push(await SimulatedDevice.start({ brokerUrl: broker.url, deviceId: `${group}-${i + 1}`, groups: [group], trusted, models: running, ...spec }));
+    devices.push(await SimulatedDevice.start({ brokerUrl: broker.url, protocolVersion: broker.protocolVersion, deviceId: `${group}-${i + 1}`, groups: [group], trusted, models: running, ...spec }));
   }
   return devices;
 }
@@ -68,7 +68,7 @@ t.test('the canary goes first, then the rest; every manifest carries the rollout
 });
 
 t.test('a failing canary stops the rollout: abort to the one in flight, rollback to the one that switched, nothing for the rest', async (t) => {
-  const observer = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+  const observer = await mqtt.connectAsync(broker.url, { protocolVersion: broker.protocolVersion });
   const seen: { topic: string; kind: string; toVersion?: string; deploymentId?: string }[] = [];
   observer.on('message', (topic, payload) => {
     const value = verifyEnvelope(parseEnvelope(parseJsonPayload(payload, topic), topic), trusted, topic);
@@ -102,7 +102,7 @@ t.test('a failing canary stops the rollout: abort to the one in flight, rollback
   t.equal(devices[2]!.commands[0]?.kind, 'abort', 'the device in flight verified and received the abort');
   t.equal(devices[3]!.manifests.length + devices[4]!.manifests.length, 0, 'the rest never receive the manifest');
   const retained: string[] = [];
-  const later = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+  const later = await mqtt.connectAsync(broker.url, { protocolVersion: broker.protocolVersion });
   later.on('message', (topic, payload) => { if (payload.length > 0 && topic.includes('/west-')) retained.push(topic); });
   await later.subscribeAsync('edgerun/v1/devices/+/deploy', { qos: 1 });
   await new Promise((resolve) => setTimeout(resolve, 300));

@@ -17,6 +17,8 @@ import { type TrustedKey, verifyEnvelope } from '../../../daemon/fleet/signing.t
 
 export interface SimulatedDeviceOptions {
   brokerUrl: string;
+  /** MQTT 5 unless the test broker speaks only 3.1.1 (Aedes). */
+  protocolVersion?: 4 | 5;
   deviceId: string;
   groups?: string[];
   trusted: TrustedKey[];
@@ -51,7 +53,7 @@ export class SimulatedDevice {
     const prefix = options.prefix ?? DEFAULT_TOPIC_PREFIX;
     const offline = JSON.stringify(SimulatedDevice.status(options, false));
     const client = await mqtt.connectAsync(options.brokerUrl, {
-      protocolVersion: 5, clientId: `sim-${options.deviceId}`, clean: true, reconnectPeriod: 200,
+      protocolVersion: options.protocolVersion ?? 5, clientId: `sim-${options.deviceId}`, clean: true, reconnectPeriod: 200,
       will: { topic: topics.status(prefix, options.deviceId), payload: Buffer.from(offline), qos: 1, retain: true },
     });
     const device = new SimulatedDevice(client, options);
