@@ -104,6 +104,13 @@ t.test('refused manifests and commands are reported with code and reason while t
   t.match(aborted.reason, /aborted by command/);
   t.same(await fs.readdir(path.join(dir, 'state', 'fleet', 'transfers')), [], 'the aborted transfer left no staging files');
 
+  // An abort that arrives before its deployment: the manifest is refused when it comes.
+  const early = await sender.prepare(path.join(dir, 'scale-4'));
+  await sender.command('cam-1', { protocol: 1, kind: 'abort', commandId: crypto.randomUUID(), deploymentId: early.deploymentId, ...commandTimes() });
+  await sender.waitFor(() => device.logged(/recorded an abort for a deployment not seen yet/).length === 1, 'the early abort');
+  await sender.publishManifest(deployTopic, early);
+  t.match((await sender.waitProgress(early.deploymentId, ['duplicate', 'accepted'])).reason, /outcome: aborted/);
+
   // A package that fails its accuracy gate: installed, never swapped in.
   const badGate = path.join(dir, 'scale-5');
   await writePackage(badGate, {
