@@ -110,6 +110,18 @@ t.test('a failing canary stops the rollout: abort to the one in flight, rollback
   t.same(retained, [], 'the aborted stage left no retained manifest behind');
 });
 
+t.test('--percent stages that share of the online members first, then the rest', async (t) => {
+  const devices = await fleet('south', [{}, {}, {}, {}]);
+  t.teardown(() => Promise.all(devices.map((d) => d.stop())));
+  const r = await edgerun('rollout', pkg.dir, '--group', 'south', '--percent', '50', ...common);
+  t.equal(r.code, 0, r.err);
+  const outcome = JSON.parse(r.out);
+  t.equal(outcome.stages[0].targets.length, 2);
+  t.equal(outcome.stages[1].targets.length, 2);
+  t.same([...outcome.stages[0].targets, ...outcome.stages[1].targets].sort(), ['south-1', 'south-2', 'south-3', 'south-4']);
+  t.ok(devices.every((d) => d.files.get('weights.bin')?.length === 60_000));
+});
+
 t.test('a percentage picks the same members for the same package, at least one', async (t) => {
   const members = Array.from({ length: 10 }, (_, i): DeviceStatus => ({
     protocol: 1, deviceId: `d${i}`, groups: ['g'], online: true, agentVersion: 'x', models: [], at: new Date().toISOString(),
