@@ -1,13 +1,12 @@
 /**
  * The fused dequantizing matmul: Y[M, N] = A[M, K] · dequant(B) with B packed (quant-weights.ts). Every
- * invocation owns one u32 word of a B row — 8 int4 or 4 int8 output columns — for R rows of A (R = 1 for
- * GEMV, 4 for the small-M / GEMM tiling), and walks K block by block: within a block it accumulates
- * x · (q - z) as f32 vec4s straight from the unpacked word, then multiplies by the block's scales. Weights are
- * read once per R rows and never exist dequantized in memory.
+ * invocation owns a slot of 8 output columns — one u32 word of a B row in int4, two in int8 — for R rows of A
+ * (R = 1 for GEMV, 4 for the small-M / GEMM tiling), and walks K block by block, unpacking each word into f32
+ * vec4s inside the loop. Weights are read once per R rows and never exist dequantized in memory.
  *
  * CPU adapters (lavapipe) read the shapes from a params buffer so loops stay loops and every QMatMul of the
  * same structure shares one pipeline (see matmul-cpu.ts for the compile-time figures behind this); GPUs get
- * them baked. On GPUs a single-row problem splits K over 16 invocations per column word and adds the partial
+ * them baked. On GPUs a single-row problem splits K over 16 invocations per column slot and adds the partial
  * sums in workgroup memory, so a 4096-wide layer still fills the machine.
  */
 import { epilogueFunction } from './matmul-common.ts';
@@ -52,26 +51,32 @@ interface Variant {
   splitK: boolean;
 }
 
-function variantFor(p: QMatMulProblem, device: DeviceCaps, wordsPerRow: number): Variant {
+function variantFor(p: QMatMulProblem, device: DeviceCaps, slotsPerRow: number): Variant {
   if (p.M === 1) {
     if (!device.isCpu) return { name: `gemv-splitk${SPLIT_K}`, rows: 1, workgroup: [GPU_SPLIT_COLUMNS, SPLIT_K], splitK: true };
-    return { name: 'gemv', rows: 1, workgroup: [cpuWorkgroupWidth(wordsPerRow), 1], splitK: false };
+    return { name: 'gemv', rows: 1, workgroup: [cpuWorkgroupWidth(slotsPerRow), 1], splitK: false };
   }
   return { name: 'tile4', rows: 4, workgroup: device.isCpu ? [8, 4] : [16, 4], splitK: false };
 }
 
 export function qmatmulProgram(p: QMatMulProblem, device: DeviceCaps): KernelProgram {
   const w = p.weights;
+  // every invocation owns a slot of 8 output columns: one word of int4, two words of int8
   const perWord = valuesPerWord(w.bits);
-  const groups = perWord / 4;
-  const wordsPerRow = w.nPad / perWord;
-  const variant = variantFor(p, device, wordsPerRow);
+  const wordsPerSlot = 8 / perWord;
+  const groups = 2;
+  const slotsPerRow = w.nPad / 8;
+  const wordOffset = (g: number) => (wordsPerSlot === 1 ? 0 : g);
+  const fieldGroup = (g: number) => (wordsPerSlot === 1 ? g : 0);
+  const wordOffsets = Array.from({ length: wordsPerSlot }, (_, o) => o);
+  const variant = variantFor(p, device, slotsPerRow);
   const { rows, workgroup, splitK } = variant;
   const shapes = new ShapeValues(device.isCpu);
   const M = shapes.value(p.M, 'M');
   const N = shapes.value(w.N, 'N');
   const K = shapes.value(w.K, 'K');
-  const WPR = shapes.value(wordsPerRow, 'WPR');
+  const WPR = shapes.value(slotsPerRow * wordsPerSlot, 'WPR');
+  const SPR = shapes.value(slotsPerRow, 'SPR');
   const BLOCK = shapes.value(w.blockSize, 'BLOCK');
   const BLOCKS = shapes.value(w.blocks, 'BLOCKS');
 
@@ -95,27 +100,36 @@ export function qmatmulProgram(p: QMatMulProblem, device: DeviceCaps): KernelPro
   const rowIds = Array.from({ length: rows }, (_, r) => r);
   const groupIds = Array.from({ length: groups }, (_, g) => g);
   const zeroSetup = w.zeros
-    ? [`let zw = zeros[kb * ${WPR} + word];`, ...groupIds.map((g) => `let z${g} = ${unpack('zw', g, w.bits)};`)]
+    ? [...wordOffsets.map((o) => `let zw${o} = zeros[kb * ${WPR} + slot * ${wordsPerSlot}u + ${o}u];`), ...groupIds.map((g) => `let z${g} = ${unpack(`zw${wordOffset(g)}`, fieldGroup(g), w.bits)};`)]
     : w.zeroConstant !== 0 ? groupIds.map((g) => `let z${g} = vec4<f32>(${w.zeroConstant}.0);`) : [];
   const subtractZero = (g: number) => (w.zeros || w.zeroConstant !== 0 ? ` - z${g}` : '');
   const kStart = splitK ? 'max(k0, kLo)' : 'k0';
   const kLimit = splitK ? `min(min(k0 + ${BLOCK}, ${K}), kHi)` : `min(k0 + ${BLOCK}, ${K})`;
   // one step of K (k + offset); UNROLL steps per iteration of the main loop, the rest one by one
+  // Several rows: each weight is dequantized once ((q - z)·s) and multiplied into every row's accumulator, so
+  // no per-block partial sums occupy registers. One row: partial sums x·(q - z) per block, scaled at its end.
+  const scaleInLoop = rows > 1;
+  const target = (r: number, g: number) => (scaleInLoop ? `acc${r}_${g}` : `d${r}_${g}`);
   const step = (offset: number): string[] => {
     const k = offset ? `k + ${offset}u` : 'k';
     const v = `_${offset}`;
+    const dequantized = (g: number) => {
+      const q = `${unpack(`wd${wordOffset(g)}${v}`, fieldGroup(g), w.bits)}${subtractZero(g)}`;
+      return scaleInLoop ? `(${q}) * s${g}` : q;
+    };
     return [
-      `let wd${v} = words[(${k}) * ${WPR} + word];`,
-      ...groupIds.map((g) => `let q${g}${v} = ${unpack(`wd${v}`, g, w.bits)}${subtractZero(g)};`),
-      ...rowIds.flatMap((r) => [`let x${r}${v} = a[aRow${r} + ${k}];`, ...groupIds.map((g) => `d${r}_${g} = d${r}_${g} + x${r}${v} * q${g}${v};`)]),
+      ...wordOffsets.map((o) => `let wd${o}${v} = words[(${k}) * ${WPR} + slot * ${wordsPerSlot}u + ${o}u];`),
+      ...groupIds.map((g) => `let q${g}${v} = ${dequantized(g)};`),
+      ...rowIds.flatMap((r) => [`let x${r}${v} = a[aRow${r} + ${k}];`, ...groupIds.map((g) => `${target(r, g)} = ${target(r, g)} + x${r}${v} * q${g}${v};`)]),
     ];
   };
+  const loadScales = groupIds.map((g) => `let s${g} = scales[kb * ${SPR} * 2u + slot * 2u + ${g}u];`).join('\n    ');
   const unrolled = Array.from({ length: UNROLL }, (_, i) => step(i)).flat();
   const blockLoop = `for (var kb = ${splitK ? 'kLo / BLOCK_BAKED' : '0u'}; kb < ${BLOCKS}; kb = kb + 1u) {
     let k0 = kb * ${BLOCK};
     ${splitK ? 'if (k0 >= kHi) { break; }' : ''}
     ${zeroSetup.join('\n    ')}
-    ${rowIds.flatMap((r) => groupIds.map((g) => `var d${r}_${g} = vec4<f32>(0.0);`)).join('\n    ')}
+    ${scaleInLoop ? loadScales : rowIds.flatMap((r) => groupIds.map((g) => `var d${r}_${g} = vec4<f32>(0.0);`)).join('\n    ')}
     let kEnd = ${kLimit};
     var k = ${kStart};
     for (; k + ${UNROLL - 1}u < kEnd; k = k + ${UNROLL}u) {
@@ -124,8 +138,8 @@ export function qmatmulProgram(p: QMatMulProblem, device: DeviceCaps): KernelPro
     for (; k < kEnd; k = k + 1u) {
       ${step(0).join('\n      ')}
     }
-    ${groupIds.map((g) => `let s${g} = scales[kb * ${WPR} * ${groups}u + word * ${groups}u + ${g}u];`).join('\n    ')}
-    ${rowIds.flatMap((r) => groupIds.map((g) => `acc${r}_${g} = acc${r}_${g} + d${r}_${g} * s${g};`)).join('\n    ')}
+    ${scaleInLoop ? '' : loadScales}
+    ${scaleInLoop ? '' : rowIds.flatMap((r) => groupIds.map((g) => `acc${r}_${g} = acc${r}_${g} + d${r}_${g} * s${g};`)).join('\n    ')}
   }`.replaceAll('BLOCK_BAKED', BLOCK);
 
   const stores: string[] = [];
@@ -135,7 +149,7 @@ export function qmatmulProgram(p: QMatMulProblem, device: DeviceCaps): KernelPro
       for (let j = 0; j < 4; j++) {
         const n = `col + ${g * 4 + j}u`;
         const store = `y[yRow${r} + ${n}] = finish(acc${r}_${g}[${j}], ${n});`;
-        lines.push(w.N % perWord === 0 ? store : `if (${n} < ${N}) { ${store} }`);
+        lines.push(w.N % 8 === 0 ? store : `if (${n} < ${N}) { ${store} }`);
       }
     }
     const body = [`let yRow${r} = (row + ${r}u) * ${N};`, ...lines].join('\n    ');
@@ -146,7 +160,7 @@ export function qmatmulProgram(p: QMatMulProblem, device: DeviceCaps): KernelPro
 
   let main: string;
   if (splitK) {
-    // each of the SPLIT_K invocations of a column word takes a contiguous slice of K; slices are reduced in
+    // each of the SPLIT_K invocations of a column slot takes a contiguous slice of K; slices are reduced in
     // workgroup memory, one vec4 per output group
     const slice = Math.ceil(w.K / SPLIT_K);
     const reduce: string[] = [];
@@ -157,10 +171,10 @@ export function qmatmulProgram(p: QMatMulProblem, device: DeviceCaps): KernelPro
 
 @compute @workgroup_size(${workgroup[0]}, ${workgroup[1]}, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let wordIndex = wid.x * ${GPU_SPLIT_COLUMNS}u + lid.x;
-  // words past the row compute a clamped copy so that every invocation reaches the barriers
-  let word = min(wordIndex, ${WPR} - 1u);
-  let col = word * ${perWord}u;
+  let slotIndex = wid.x * ${GPU_SPLIT_COLUMNS}u + lid.x;
+  // slots past the row compute a clamped copy so that every invocation reaches the barriers
+  let slot = min(slotIndex, ${SPR} - 1u);
+  let col = slot * 8u;
   let row = 0u;
   let aRow0 = 0u;
   let kLo = lid.y * ${slice}u;
@@ -170,7 +184,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   ${groupIds.map((g) => `partial${g}[li] = acc0_${g};`).join('\n  ')}
   workgroupBarrier();
   ${reduce.join('\n  ')}
-  if (lid.y != 0u || wordIndex >= ${WPR}) { return; }
+  if (lid.y != 0u || slotIndex >= ${SPR}) { return; }
   ${groupIds.map((g) => `acc0_${g} = partial${g}[li];`).join('\n  ')}
   ${stores.join('\n  ')}
 }`;
@@ -178,10 +192,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     main = `@compute @workgroup_size(${workgroup[0]}, ${workgroup[1]}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${shapes.loads().join('\n  ')}
-  let word = gid.x;
+  let slot = gid.x;
   let row = gid.y * ${rows}u;
-  if (word >= ${WPR} || row >= ${M}) { return; }
-  let col = word * ${perWord}u;
+  if (slot >= ${SPR} || row >= ${M}) { return; }
+  let col = slot * 8u;
   ${rowIds.map((r) => `let aRow${r} = ${r === 0 ? 'row' : `min(row + ${r}u, ${M} - 1u)`} * ${K};`).join('\n  ')}
   ${accumulators}
   ${blockLoop}
@@ -200,15 +214,15 @@ ${main}
 `;
   const structure = [
     `int${w.bits}`, w.zeros ? 'zp' : `z${w.zeroConstant}`, p.bias ? 'bias' : 'nobias',
-    w.N % perWord === 0 ? 'n' : 'N', p.M % rows === 0 ? 'm' : 'M',
+    w.N % 8 === 0 ? 'n' : 'N', p.M % rows === 0 ? 'm' : 'M', scaleInLoop ? 'sl' : 'sb',
   ].join(' ');
   return {
     label: `${p.opType} ${variant.name} int${w.bits} ${p.M}x${w.K}x${w.N} blk${w.blockSize} (${p.node})`,
     key: `QMatMul ${variant.name} wg${workgroup.join('x')} u${UNROLL} ${structure} ${shapes.key()} ep{${elementwiseProgramKey(p.epilogue)}}`,
     code,
     workgroups: splitK
-      ? [Math.ceil(wordsPerRow / GPU_SPLIT_COLUMNS), 1, 1]
-      : [Math.ceil(wordsPerRow / workgroup[0]), Math.ceil(p.M / rows / workgroup[1]), 1],
+      ? [Math.ceil(slotsPerRow / GPU_SPLIT_COLUMNS), 1, 1]
+      : [Math.ceil(slotsPerRow / workgroup[0]), Math.ceil(p.M / rows / workgroup[1]), 1],
     bindings,
   };
 }

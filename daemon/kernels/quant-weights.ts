@@ -17,7 +17,7 @@ export interface PackedMatmulWeights {
   bits: WeightBits;
   K: number;
   N: number;
-  /** N rounded up to whole words. */
+  /** N rounded up to a multiple of 8 (whole words, and 8 columns per kernel invocation for either width). */
   nPad: number;
   /** Scale / zero-point rows: ceil(K / blockSize). */
   blocks: number;
@@ -53,8 +53,7 @@ export function packMatmulWeights(q: Tensor, scale: Tensor, zeroPoint: Tensor | 
   const signed = q.dtype === 'int4' || q.dtype === 'int8';
   const offset = signed ? 2 ** (bits - 1) : 0;
   const [K, N] = q.dims;
-  const perWord = valuesPerWord(bits);
-  const nPad = Math.ceil(N / perWord) * perWord;
+  const nPad = Math.ceil(N / 8) * 8;
   const blockSize = layout.kind === 'block' ? layout.blockSize : Math.max(K, 1);
   const blocks = Math.max(1, Math.ceil(K / blockSize));
   const unsigned = new Uint8Array(K * nPad);
