@@ -34,7 +34,6 @@ export class ChunkSender {
   private cursor = 0;
   private inFlight = 0;
   private failure: Error | null = null;
-  private idleWaiters: (() => void)[] = [];
   private readonly log = logger.child({ component: 'fleet-chunk-sender' });
   private paused = false;
   private readonly chunkTopicPrefix: string;
@@ -46,6 +45,8 @@ export class ChunkSender {
     private readonly manifest: DeploymentManifest,
     private readonly source: PackageSource,
     private readonly window: number = DEFAULT_SEND_WINDOW,
+    /** Called once when a chunk cannot be read or published; nothing more is sent after that. */
+    private readonly onFailure: (error: Error) => void = () => undefined,
   ) {
     this.queued = new Uint8Array(manifest.chunkCount);
     this.sendCount = new Uint32Array(manifest.chunkCount);
@@ -74,7 +75,6 @@ export class ChunkSender {
     this.client.off('packetsend', this.countWireBytes);
     this.queued.fill(0);
     this.queuedCount = 0;
-    this.wakeIfIdle();
   }
 
   /** Queues every chunk (the first pass). */
@@ -107,19 +107,6 @@ export class ChunkSender {
     return added;
   }
 
-  /** True when nothing is queued or awaiting PUBACK. */
-  get idle(): boolean {
-    return this.queuedCount === 0 && this.inFlight === 0;
-  }
-
-  /** Resolves when the sender is idle; rejects when a chunk could not be read or published. */
-  async whenIdle(): Promise<void> {
-    if (this.failure) throw this.failure;
-    if (this.idle) return;
-    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-    if (this.failure) throw this.failure;
-  }
-
   private nextQueued(): number {
     while (this.cursor < this.queued.length && !this.queued[this.cursor]) this.cursor++;
     return this.cursor;
@@ -134,21 +121,14 @@ export class ChunkSender {
       this.send(index).then(() => {
         this.inFlight--;
         this.pump();
-        this.wakeIfIdle();
       }, (error: Error) => {
         this.inFlight--;
-        this.failure ??= error;
+        if (this.failure) return;
+        this.failure = error;
         this.log.error({ err: error, transferId: this.manifest.transferId, chunk: index }, 'chunk send failed');
-        this.wakeIfIdle(true);
+        this.onFailure(error);
       });
     }
-  }
-
-  private wakeIfIdle(force = false): void {
-    if (!force && !this.idle) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const wake of waiters) wake();
   }
 
   private async send(index: number): Promise<void> {

@@ -75,13 +75,17 @@ export class Deployment {
   private awaitingAnnounce = new Set<string>();
   private announceTimer: NodeJS.Timeout | undefined;
   private changeWaiters: (() => void)[] = [];
+  private sendFailure: Error | null = null;
   private readonly log = logger.child({ component: 'fleet-publisher' });
 
   constructor(private readonly options: DeploymentOptions) {
     const { client, prefix, manifest, source } = options;
     const brokerMax = brokerReceiveMaximum(client);
     const window = Math.max(1, Math.min(options.window ?? DEFAULT_SEND_WINDOW, brokerMax ?? Number.MAX_SAFE_INTEGER));
-    this.sender = new ChunkSender(client, prefix, manifest, source, window);
+    this.sender = new ChunkSender(client, prefix, manifest, source, window, (error) => {
+      this.sendFailure = error;
+      this.wakeWaiters();
+    });
     this.tracker = new DeploymentTracker(manifest.deploymentId, manifest.totalBytes, options.expected);
     this.requestTopic = topics.chunkRequest(prefix, manifest.transferId);
     const progressWildcard = topics.allProgress(prefix);
@@ -172,7 +176,9 @@ export class Deployment {
    * that has seen too many failures). Chunk requests are served all along.
    */
   async wait(deadline: number, stopWhen: (tracker: DeploymentTracker) => boolean = () => false): Promise<DeploymentResult> {
-    while (!this.tracker.done && !stopWhen(this.tracker) && Date.now() < deadline) await this.nextChange(deadline);
+    while (!this.tracker.done && !stopWhen(this.tracker) && Date.now() < deadline && !this.sendFailure) await this.nextChange(deadline);
+    // A package file that changed under the sender, or a client that was closed: the deployment cannot go on.
+    if (this.sendFailure) throw this.sendFailure;
     return this.result(!this.tracker.done && !stopWhen(this.tracker));
   }
 

@@ -6,7 +6,11 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { main } from '../../daemon/cli/main.ts';
-import { generateKeyPair, readPublicKey } from '../../daemon/fleet/signing.ts';
+import { connectOperator } from '../../daemon/fleet/publisher-broker.ts';
+import { openPackageSource } from '../../daemon/fleet/publisher-package.ts';
+import { publishPackage } from '../../daemon/fleet/publisher.ts';
+import { generateKeyPair, readPublicKey, readSigningKey } from '../../daemon/fleet/signing.ts';
+import { expectEdgerunError } from '../helpers/expect-error.ts';
 import { startBroker } from '../helpers/mqtt-broker.ts';
 import { ModelBuilder } from '../helpers/onnx-builder.ts';
 import { writePackage } from '../helpers/package-builder.ts';
@@ -137,4 +141,17 @@ t.test('a group with no online member is refused before anything is published', 
   const r = await edgerun('publish', pkg.dir, '--to', 'group:empty', ...common);
   t.equal(r.code, 1);
   t.match(r.err, /EDGERUN_ERR_FLEET_REJECTED: group 'empty' has no online device/);
+});
+
+t.test('a package file that shrinks after verification stops the deployment with a coded error', async (t) => {
+  const copy = await writePackage(path.join(dir, 'shrinking'), { name: 'relu', version: '3.0', model, extraFiles: { 'weights.bin': payload } });
+  const device = await SimulatedDevice.start({ brokerUrl: broker.url, protocolVersion: broker.protocolVersion, deviceId: 'cam-4', trusted });
+  const source = await openPackageSource(copy.dir);
+  const client = await connectOperator(broker.url);
+  t.teardown(async () => { await device.stop(); await source.close(); await client.endAsync(); });
+  await fs.truncate(path.join(copy.dir, 'weights.bin'), 1000);
+  await expectEdgerunError(t, publishPackage({
+    client, prefix: 'edgerun/v1', key: await readSigningKey(`${keyPrefix}.key`), source, target: { kind: 'device', deviceId: 'cam-4' },
+    timeoutMs: 10_000, expiresInMs: 60_000, chunkBytes: 16384,
+  }), 'EDGERUN_ERR_PACKAGE_INVALID', /shrank while it was being sent/);
 });
