@@ -3,13 +3,15 @@
  * channels), made by the fusion pass from DequantizeLinear(constant W) → Conv. It runs the FP32 conv's
  * kernels — the pointwise GEMM for 1×1 stride-1 unpadded convs, the direct convolution for everything else
  * (k×k, strides, pads, dilations, groups, depthwise) — with a weight reader that keeps W packed on the GPU
- * and dequantizes it in the channel loop (quant-conv-weights.ts). No float copy of W ever exists.
+ * and dequantizes it in the channel loop (quant-conv-weights.ts); 1×1 convs over at most 4 pixels get a
+ * GEMV with a lane per output channel (quant-conv-gemv.ts). No float copy of W ever exists.
  */
 import type { BuildContext, KernelProgram, OpDefinition } from './types.ts';
 import { directBindings, directCode, directDispatch, directKey, directLayout, type DirectAxis, type DirectSpec } from './conv-direct.ts';
 import { toThree } from './conv.ts';
 import { pointwiseCode, pointwiseDispatch, pointwiseKey, type PointwiseSpec } from './conv-pointwise.ts';
 import { channelTile, checkDispatch, spatialTile, useSubgroupBroadcast, workgroupFor } from './conv-wgsl.ts';
+import { quantGemvFits, quantGemvProgram } from './quant-conv-gemv.ts';
 import { packQuantWeights, quantWeightReader } from './quant-conv-weights.ts';
 import { qconvShape, type QConvShape } from './quant-conv-shape.ts';
 
@@ -36,8 +38,14 @@ function buildQConv(ctx: BuildContext): KernelProgram[] {
   const pointwise = group === 1 && kernelSize === 1 && g.strides.every((s) => s === 1)
     && g.padBegin.every((p) => p === 0) && g.padEnd.every((p) => p === 0);
 
+  const pixels = g.output.reduce((a, b) => a * b, 1);
+  if (pointwise && pixels <= 4 && quantGemvFits(shape)) {
+    const program = quantGemvProgram(shape, { batch, inChannels, outChannels, pixels, epilogue: ctx.epilogue }, name, label);
+    checkDispatch(node, device, program.workgroups);
+    return [program];
+  }
+
   if (pointwise) {
-    const pixels = g.output.reduce((a, b) => a * b, 1);
     const tp = cpu ? 8 : 4;
     const tm = channelTile(outChannels, cpu ? 16 : 8);
     const tile = { groups: 1, mg: outChannels, tm, cg: inChannels, taps: [0] };

@@ -32,7 +32,10 @@ const cases: QCase[] = [
   { name: 'pointwise uint8 per-channel asymmetric, partial tile, odd pixels', x: [1, 6, 5, 7], w: [18, 6, 1, 1], dtype: 'uint8', scales: 'channel', zeroPoint: true },
   { name: 'pointwise int4 blocks of 32 (two blocks), bias', x: [1, 64, 4, 8], w: [16, 64, 1, 1], dtype: 'int4', scales: 32, bias: true },
   { name: 'pointwise uint4 blocks of 32 with zero points, partial last block', x: [1, 40, 3, 4], w: [12, 40, 1, 1], dtype: 'uint4', scales: 32, zeroPoint: true },
-  { name: 'pointwise int8 per-tensor on a 1x1 map', x: [1, 24, 1, 1], w: [20, 24, 1, 1], dtype: 'int8', scales: 'tensor', bias: true },
+  { name: 'GEMV int8 per-tensor on a 1x1 map', x: [1, 24, 1, 1], w: [20, 24, 1, 1], dtype: 'int8', scales: 'tensor', bias: true },
+  { name: 'GEMV uint4 blocks of 32 with zero points, partial block, padded rows, batch 2 on 2x1 maps', x: [2, 44, 2, 1], w: [9, 44, 1, 1], dtype: 'uint4', scales: 32, zeroPoint: true, bias: true },
+  { name: 'GEMV uint8 per-channel asymmetric, 1D with 3 pixels, channels not a multiple of 4', x: [1, 10, 3], w: [7, 10, 1], dtype: 'uint8', scales: 'channel', zeroPoint: true },
+  { name: 'pointwise path on a 1x1 map when blocks are not whole words (int4 blocks of 4)', x: [1, 12, 1, 1], w: [5, 12, 1, 1], dtype: 'int4', scales: 4, zeroPoint: true },
   { name: '3x3 p1 int8 per-channel asymmetric, bias', x: [1, 8, 6, 6], w: [12, 8, 3, 3], dtype: 'int8', scales: 'channel', zeroPoint: true, bias: true, attributes: { pads: [1, 1, 1, 1] } },
   { name: '3x3 s2 p1 int4 one block of 32', x: [1, 32, 9, 9], w: [8, 32, 3, 3], dtype: 'int4', scales: 32, attributes: { strides: [2, 2], pads: [1, 1, 1, 1] } },
   { name: '3x3 uint4 blocks of 16 with zero points (three blocks)', x: [1, 48, 5, 5], w: [6, 48, 3, 3], dtype: 'uint4', scales: 16, zeroPoint: true, bias: true },
@@ -140,7 +143,7 @@ t.test('QConv matches onnxruntime with GPU tilings and without subgroups', async
     { name: 'gpu', device: { isCpu: false, features: new Set<string>() } },
     { name: 'cpu without subgroups', device: { isCpu: true, features: new Set<string>() } },
   ];
-  const picked = cases.filter((c) => /partial last block|three blocks|depthwise 3x3 s2/.test(c.name));
+  const picked = cases.filter((c) => /partial last block|three blocks|depthwise 3x3 s2|GEMV uint4/.test(c.name));
   let seed = 1300;
   for (const variant of variants) {
     for (const c of picked) {
@@ -169,6 +172,7 @@ t.test('QConv applies a fused epilogue after dequantization, scale and bias', as
   const runs = [
     { c: cases.find((c) => /pointwise int8 per-channel/.test(c.name))!, name: 'HardSwish chain', epilogue: hardSwishChain, apply: (v: number) => (v * Math.min(Math.max(v + 3, 0), 6)) / 6 },
     { c: cases.find((c) => /three blocks/.test(c.name))!, name: 'Relu', epilogue: relu, apply: (v: number) => Math.max(v, 0) },
+    { c: cases.find((c) => /GEMV uint4/.test(c.name))!, name: 'HardSwish chain', epilogue: hardSwishChain, apply: (v: number) => (v * Math.min(Math.max(v + 3, 0), 6)) / 6 },
   ];
   let seed = 1700;
   for (const run of runs) {
@@ -187,10 +191,11 @@ t.test('QConv applies a fused epilogue after dequantization, scale and bias', as
 });
 
 t.test('QConv keeps W packed: one constant of packed words and scales, no binding of the integer tensor', async (t) => {
-  for (const c of cases.filter((c) => /pointwise int8 per-channel|pointwise int4 blocks|three blocks|depthwise 3x3 s1/.test(c.name))) {
+  for (const c of cases.filter((c) => /pointwise int8 per-channel|pointwise int4 blocks|three blocks|depthwise 3x3 s1|GEMV uint4/.test(c.name))) {
     const { quantized } = makeCase(c, 5);
     const { programs } = await buildSingleOp(quantized);
     t.equal(programs.length, 1, `${c.name}: one program`);
+    t.equal(programs[0].key.startsWith('qconv-gemv:'), c.name.startsWith('GEMV'), `${c.name}: ${c.name.startsWith('GEMV') ? 'the GEMV kernel' : 'a tiled kernel'}`);
     const bindings = programs[0].bindings;
     t.ok(bindings.every((b) => b.kind !== 'input' || b.index === 0), `${c.name}: only X is bound from the node's inputs`);
     const constants = bindings.flatMap((b) => (b.kind === 'constant' ? [b.data] : []));
