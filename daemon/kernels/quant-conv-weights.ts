@@ -123,6 +123,7 @@ export function quantWeightReader(shape: QConvShape, tile: QuantTileLayout): Con
     ? `extractBits(bitcast<i32>(${word}), ${offset}u, ${width}u)`
     : `i32(extractBits(${word}, ${offset}u, ${width}u))`);
   const integer = (index: number): string => extract(`qw${Math.floor((index * bits) / 32)}`, (index * bits) % 32, bits);
+  // uniformVec4Loads is element-wise: here its elements are u32 words (4 per subgroup broadcast round)
   const blockLoads = (base: string, lane: string | null, declare: boolean): string[] => {
     const lines = uniformVec4Loads('w', base, words.blockWords, 'qk', lane);
     const bind = declare ? 'let ' : '';
