@@ -1,7 +1,7 @@
 /**
  * The telemetry uplink's outbox: reports wait here, oldest first, until the broker acknowledges them (PUBACK).
- * Bounded by rows and bytes: beyond the bound the oldest reports are dropped, counted, and the count travels in
- * the next report appended (TelemetryReport.dropped). Sequence numbers and the report builder's cursor live in the
+ * Bounded by rows and bytes: beyond the bound the oldest reports are dropped and counted; every report carries the
+ * count so far (TelemetryReport.dropped, cumulative, so the count survives reports that are themselves dropped). Sequence numbers and the report builder's cursor live in the
  * same database and change in the same transaction as the append, so a crash never reuses a seq or reports the
  * same telemetry twice.
  *
@@ -48,10 +48,10 @@ export interface BacklogStats {
 export interface TelemetryBacklog {
   /**
    * Builds and appends one report atomically: `build` gets the next seq and the number of reports dropped since
-   * the previous append; the seq, the cursor it returns and the payload are stored together, or none of them.
+   * the backlog was created; the seq, the cursor it returns and the payload are stored together, or none of them.
    * Then drops the oldest reports beyond the bound (never the one just appended). Returns the appended entry.
    */
-  append(build: (seq: number, dropped: number) => BuiltReport): BacklogEntry;
+  append(build: (seq: number, droppedTotal: number) => BuiltReport): BacklogEntry;
   /** The oldest `limit` reports after `afterSeq` (default: from the oldest), in seq order. */
   peek(limit: number, afterSeq?: number): BacklogEntry[];
   /** Removes a report once the broker acknowledged it; a report already dropped is no error. */
@@ -86,27 +86,27 @@ export class SqliteTelemetryBacklog implements TelemetryBacklog {
       this.#db.exec(`
         CREATE TABLE IF NOT EXISTS reports (seq INTEGER PRIMARY KEY, payload TEXT NOT NULL, bytes INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), next_seq INTEGER NOT NULL,
-          dropped_pending INTEGER NOT NULL, dropped_total INTEGER NOT NULL, cursor TEXT);
-        INSERT OR IGNORE INTO state (id, next_seq, dropped_pending, dropped_total, cursor) VALUES (1, 1, 0, 0, NULL);
+          dropped_total INTEGER NOT NULL, cursor TEXT);
+        INSERT OR IGNORE INTO state (id, next_seq, dropped_total, cursor) VALUES (1, 1, 0, NULL);
       `);
     } catch (error) {
       throw new EdgerunError('EDGERUN_ERR_TELEMETRY', `telemetry backlog ${file} cannot be opened: ${(error as Error).message}`, { file }, { cause: error });
     }
     const db = this.#db;
     this.#statements = {
-      state: db.prepare<[], { next_seq: number; dropped_pending: number; dropped_total: number; cursor: string | null }>('SELECT * FROM state WHERE id = 1'),
+      state: db.prepare<[], { next_seq: number; dropped_total: number; cursor: string | null }>('SELECT * FROM state WHERE id = 1'),
       insert: db.prepare('INSERT INTO reports (seq, payload, bytes) VALUES (?, ?, ?)'),
-      advance: db.prepare('UPDATE state SET next_seq = ?, dropped_pending = 0, cursor = ? WHERE id = 1'),
+      advance: db.prepare('UPDATE state SET next_seq = ?, cursor = ? WHERE id = 1'),
       totals: db.prepare<[], { rows: number; bytes: number | null }>('SELECT count(*) AS rows, sum(bytes) AS bytes FROM reports'),
       oldest: db.prepare<[number], { seq: number; bytes: number }>('SELECT seq, bytes FROM reports WHERE seq < ? ORDER BY seq LIMIT 1'),
       deleteOne: db.prepare('DELETE FROM reports WHERE seq = ?'),
-      countDrop: db.prepare('UPDATE state SET dropped_pending = dropped_pending + 1, dropped_total = dropped_total + 1 WHERE id = 1'),
+      countDrop: db.prepare('UPDATE state SET dropped_total = dropped_total + 1 WHERE id = 1'),
       peek: db.prepare<[number, number], BacklogEntry>('SELECT seq, payload FROM reports WHERE seq > ? ORDER BY seq LIMIT ?'),
     };
-    this.#append = db.transaction((build: (seq: number, dropped: number) => BuiltReport): BacklogEntry => {
+    this.#append = db.transaction((build: (seq: number, droppedTotal: number) => BuiltReport): BacklogEntry => {
       const state = this.#statements.state.get()!;
       const seq = state.next_seq;
-      const built = build(seq, state.dropped_pending);
+      const built = build(seq, state.dropped_total);
       this.#statements.insert.run(seq, built.payload, Buffer.byteLength(built.payload));
       this.#statements.advance.run(seq + 1, built.cursor);
       this.#enforceBounds(seq);
@@ -114,9 +114,9 @@ export class SqliteTelemetryBacklog implements TelemetryBacklog {
     });
   }
 
-  readonly #append: (build: (seq: number, dropped: number) => BuiltReport) => BacklogEntry;
+  readonly #append: (build: (seq: number, droppedTotal: number) => BuiltReport) => BacklogEntry;
 
-  append(build: (seq: number, dropped: number) => BuiltReport): BacklogEntry {
+  append(build: (seq: number, droppedTotal: number) => BuiltReport): BacklogEntry {
     return this.#append(build);
   }
 

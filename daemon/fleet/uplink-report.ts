@@ -107,14 +107,14 @@ function devicePower(db: TelemetryDb, after: number, upTo: number): number | nul
 }
 
 /** The report for one window, ready to publish. */
-export function buildReport(deviceId: string, seq: number, dropped: number, cursor: ReportCursor, window: WindowTelemetry): TelemetryReport {
+export function buildReport(deviceId: string, seq: number, droppedTotal: number, cursor: ReportCursor, window: WindowTelemetry): TelemetryReport {
   return {
     protocol: 1,
     deviceId,
     seq,
     windowStart: new Date(cursor.at).toISOString(),
     windowEnd: new Date(window.next.at).toISOString(),
-    ...(dropped > 0 ? { dropped } : {}),
+    ...(droppedTotal > 0 ? { dropped: droppedTotal } : {}),
     models: window.models,
   };
 }

@@ -3,7 +3,7 @@
  * previous one) to the bounded backlog, and publishes the backlog in seq order with QoS 1 on
  * topics.telemetry(prefix, deviceId). A report leaves the backlog only when the broker acknowledged it (PUBACK).
  *
- * Offline, reports keep going into the backlog (oldest dropped beyond its bound, counted in the next report).
+ * Offline, reports keep going into the backlog (oldest dropped beyond its bound, counted in every later report).
  * Reconnecting is mqtt.js's job: we publish only while it is connected, and on 'connect' we resume after the last
  * report handed to it. A publish interrupted by a lost connection stays in mqtt.js's outgoing store, which sends
  * it again first thing after reconnecting, before anything newer, so the replay is in order. After a daemon
@@ -92,10 +92,10 @@ export class TelemetryUplink {
 
   appendReport(): number {
     const now = this.#o.now();
-    const entry = this.#o.backlog.append((seq, dropped) => {
+    const entry = this.#o.backlog.append((seq, droppedTotal) => {
       const cursor = parseCursor(this.#o.backlog.cursor()) ?? this.#initialCursor;
       const window = readWindow(this.#o.telemetry, cursor, now);
-      return { payload: JSON.stringify(buildReport(this.#o.deviceId, seq, dropped, cursor, window)), cursor: JSON.stringify(window.next) };
+      return { payload: JSON.stringify(buildReport(this.#o.deviceId, seq, droppedTotal, cursor, window)), cursor: JSON.stringify(window.next) };
     });
     this.#built++;
     return entry.seq;

@@ -253,7 +253,7 @@ export class SqlMonitorStore implements MonitorStore {
   counts(): Promise<StoreCounts> {
     return this.#serial('counts', async () => {
       const [row] = await this.driver.all<Record<string, unknown>>(`SELECT (SELECT count(*) FROM devices) AS devices,
-        (SELECT count(*) FROM reports) AS reports, (SELECT coalesce(sum(dropped), 0) FROM reports) AS dropped,
+        (SELECT count(*) FROM reports) AS reports, (SELECT coalesce(sum(d), 0) FROM (SELECT max(dropped) AS d FROM reports GROUP BY device_id) m) AS dropped,
         (SELECT coalesce(max(value), 0) FROM counters WHERE name = 'duplicate_reports') AS duplicates`);
       return { devices: num(row.devices), reports: num(row.reports), duplicateReports: num(row.duplicates), droppedReported: num(row.dropped) };
     });

@@ -73,7 +73,7 @@ export interface StoreCounts {
   devices: number;
   reports: number;
   duplicateReports: number;
-  /** Sum of the `dropped` counts devices reported (reports their backlogs dropped while offline). */
+  /** Reports the devices' backlogs dropped while offline: each device's latest cumulative `dropped`, summed. */
   droppedReported: number;
 }
 

@@ -42,17 +42,16 @@ function backlogContract(name: string, factory: Factory): void {
     t.match(backlog.stats(), { rows: 1, nextSeq: 4, droppedTotal: 0 });
   });
 
-  t.test(`${name}: beyond maxRows the oldest are dropped, counted, and the count goes into the next report once`, async (t) => {
+  t.test(`${name}: beyond maxRows the oldest are dropped and counted, and every report carries the count so far`, async (t) => {
     const backlog = factory(t, { maxRows: 3 }).open();
     t.teardown(() => backlog.close());
     for (let i = 0; i < 5; i++) backlog.append(report(`r${i}`));
     t.same(backlog.peek(10).map((e) => e.seq), [3, 4, 5], 'the newest three are kept');
     t.equal(backlog.stats().droppedTotal, 2);
-    // Appending r3 dropped seq 1, which r4 reports; appending r4 dropped seq 2, which the next report will carry.
+    // Appending r3 dropped seq 1, which r4 counts; appending r4 dropped seq 2, which the next report counts.
     t.same(backlog.peek(10).map((e) => JSON.parse(e.payload).dropped), [0, 0, 1]);
-    const next = backlog.append(report('r5'));
-    t.equal(JSON.parse(next.payload).dropped, 1, 'r5 reports the drop r4 caused');
-    t.equal(JSON.parse(backlog.append(report('r6')).payload).dropped, 1, 'r6 reports the drop r5 caused, and no earlier one again');
+    t.equal(JSON.parse(backlog.append(report('r5')).payload).dropped, 2);
+    t.equal(JSON.parse(backlog.append(report('r6')).payload).dropped, 3, 'cumulative: the count survives reports that were dropped themselves');
   });
 
   t.test(`${name}: maxBytes bounds the payload bytes, but the newest report is always kept`, async (t) => {
@@ -87,7 +86,7 @@ function backlogContract(name: string, factory: Factory): void {
     t.same(second.peek(10).map((e) => e.seq), [3]);
     t.equal(second.cursor(), 'after-c');
     t.match(second.stats(), { nextSeq: 4, droppedTotal: 1 });
-    t.equal(JSON.parse(second.append(report('d')).payload).dropped, 1, 'the drop that appending c caused is reported by the next report');
+    t.equal(JSON.parse(second.append(report('d')).payload).dropped, 1, 'the drop that appending c caused is counted by the next report');
   });
 }
 

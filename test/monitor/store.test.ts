@@ -47,11 +47,12 @@ function storeContract(name: string, open: (t: Test) => Promise<MonitorStore>): 
 
   t.test(`${name}: gaps in a device's seqs are found and counted`, async (t) => {
     const store = await open(t);
-    for (const seq of [3, 4, 7, 8, 12]) await store.recordTelemetry(report('cam-1', seq, seq === 7 ? { dropped: 2 } : {}), T0);
-    for (const seq of [1, 2]) await store.recordTelemetry(report('cam-2', seq), T0);
+    const dropped: Record<number, number> = { 7: 2, 8: 3, 12: 3 };
+    for (const seq of [3, 4, 7, 8, 12]) await store.recordTelemetry(report('cam-1', seq, dropped[seq] ? { dropped: dropped[seq] } : {}), T0);
+    for (const seq of [1, 2]) await store.recordTelemetry(report('cam-2', seq, seq === 2 ? { dropped: 1 } : {}), T0);
     t.same(await store.gaps(), [{ deviceId: 'cam-1', ranges: [[5, 6], [9, 11]], missing: 5 }], 'no gap before the first seq seen, none on cam-2');
     t.same(await store.seqs('cam-1'), [3, 4, 7, 8, 12]);
-    t.match(await store.counts(), { droppedReported: 2 });
+    t.match(await store.counts(), { droppedReported: 3 + 1 }, 'each device\'s latest cumulative count, summed');
     const devices = await store.devices();
     t.match(devices.find((d) => d.deviceId === 'cam-1'), { lastSeq: 12, missingReports: 5, online: null, lastSeen: T0 + 12 * 60_000 });
   });
