@@ -142,7 +142,7 @@ export interface TelemetryReport {
   seq: number;
   windowStart: string;
   windowEnd: string;
-  /** Reports dropped from the device's bounded offline backlog since the previous report that got through (absent = 0). */
+  /** Reports the device's bounded offline backlog has dropped so far, cumulative (absent = 0); gaps in seq show which. */
   dropped?: number;
   models: {
     name: string;
