@@ -92,7 +92,7 @@ function batchOffsetWgsl(batchShape: number[], strides: number[], batch: string)
   return terms.length ? terms.join(' + ') : '0u';
 }
 
-/** The packed-B kernel: one invocation per row and 4 output columns. */
+/** The packed-B kernel: one invocation per 4 output columns of 4 rows (1 row for single-row problems). */
 function packedIntegerProgram(ctx: BuildContext, p: IntegerProblem, b: Tensor, bZero: Tensor | null): KernelProgram {
   const { K, N } = p;
   const rows = elementCount(ctx.inputs[0]!.shape) / K;
@@ -135,16 +135,34 @@ function packedIntegerProgram(ctx: BuildContext, p: IntegerProblem, b: Tensor, b
   const params = shapes.binding();
   if (params) bindings.push(params);
   const columnIds = [0, 1, 2, 3];
-  const loadA = (k: string, guarded: boolean) => {
-    const read = (j: number) => `u32(a[aRow + ${k} + ${j}u] + ${offsetA})`;
+  // 4 rows × 4 columns per invocation (1 row for single-row problems): each B word serves every row
+  const tileRows = rows === 1 ? 1 : 4;
+  const rowIds = Array.from({ length: tileRows }, (_, r) => r);
+  const loadA = (r: number, k: string, guarded: boolean) => {
+    const read = (j: number) => `u32(a[aRow${r} + ${k} + ${j}u] + ${offsetA})`;
     const lanes = columnIds.map((j) => (guarded ? `select(0u, ${read(j)}, ${k} + ${j}u < ${KV})` : read(j)));
     return `vec4<u32>(${lanes.join(', ')})`;
   };
-  const accumulate = (k: string, kw: string, guarded: boolean) => dot4
-    ? [`let ap = pack4xU8(${loadA(k, guarded)});`, 'sa = sa + dot4U8Packed(ap, 0x01010101u);',
-      ...columnIds.map((j) => `acc[${j}] = acc[${j}] + dot4U8Packed(ap, bw[bCol${j} + ${kw}]);`)]
-    : [`let av = ${loadA(k, guarded)};`, 'sa = sa + i32(av.x + av.y + av.z + av.w);',
-      ...columnIds.map((j) => `acc[${j}] = acc[${j}] + dot(vec4<i32>(av), vec4<i32>((vec4<u32>(bw[bCol${j} + ${kw}]) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(255u)));`)];
+  const accumulate = (k: string, kw: string, guarded: boolean) => [
+    ...columnIds.map((j) => dot4
+      ? `let b${j} = bw[bCol${j} + ${kw}];`
+      : `let b${j} = vec4<i32>((vec4<u32>(bw[bCol${j} + ${kw}]) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(255u));`),
+    ...rowIds.flatMap((r) => dot4
+      ? [`let ap${r} = pack4xU8(${loadA(r, k, guarded)});`, `sa${r} = sa${r} + dot4U8Packed(ap${r}, 0x01010101u);`,
+        ...columnIds.map((j) => `acc${r}[${j}] = acc${r}[${j}] + dot4U8Packed(ap${r}, b${j});`)]
+      : [`let av${r} = vec4<i32>(${loadA(r, k, guarded)});`, `sa${r} = sa${r} + av${r}.x + av${r}.y + av${r}.z + av${r}.w;`,
+        ...columnIds.map((j) => `acc${r}[${j}] = acc${r}[${j}] + dot(av${r}, b${j});`)]),
+  ];
+  const kTerm = KV === 'K' ? 'i32(K)' : `${K}`;
+  const stores = rowIds.map((r) => `if (m + ${r}u < ${M}) {
+    for (var j = 0u; j < 4u; j = j + 1u) {
+      let n = col + j;
+      if (n < ${NV}) {
+        let c = columns[n];
+        y[(m + ${r}u) * ${NV} + n] = i32(acc${r}[j]) - c.y * i32(sa${r}) - za * c.x + ${kTerm} * za * c.y;
+      }
+    }
+  }`);
   const code = `${dot4 ? 'requires packed_4x8_integer_dot_product;\n' : ''}${declarations.join('\n')}
 ${paramsDeclaration}
 
@@ -152,12 +170,11 @@ ${paramsDeclaration}
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${shapes.loads().join('\n  ')}
   let col = gid.x * 4u;
-  let m = gid.y;
+  let m = gid.y * ${tileRows}u;
   if (col >= ${NV} || m >= ${M}) { return; }
-  let aRow = m * ${KV};
+  ${rowIds.map((r) => `let aRow${r} = ${r === 0 ? 'm' : `min(m + ${r}u, ${M} - 1u)`} * ${KV};`).join('\n  ')}
   ${columnIds.map((j) => `let bCol${j} = min(col + ${j}u, ${NV} - 1u) * ${KW};`).join('\n  ')}
-  var acc = vec4<${dot4 ? 'u32' : 'i32'}>(0${dot4 ? 'u' : ''});
-  var sa = 0${dot4 ? 'u' : ''};
+  ${rowIds.map((r) => `var acc${r} = vec4<${dot4 ? 'u32' : 'i32'}>(0${dot4 ? 'u' : ''});\n  var sa${r} = 0${dot4 ? 'u' : ''};`).join('\n  ')}
   for (var kw = 0u; kw < ${KFULL}; kw = kw + 1u) {
     let k = kw * 4u;
     ${accumulate('k', 'kw', false).join('\n    ')}
@@ -168,20 +185,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     ${accumulate('k', 'kw', true).join('\n    ')}
   }` : ''}
   let za = ${za};
-  for (var j = 0u; j < 4u; j = j + 1u) {
-    let n = col + j;
-    if (n < ${NV}) {
-      let c = columns[n];
-      y[m * ${NV} + n] = i32(acc[j]) - c.y * i32(sa) - za * c.x + ${KV === 'K' ? 'i32(K)' : `${K}`} * za * c.y;
-    }
-  }
+  ${stores.join('\n  ')}
 }
 `;
   return {
     label: `MatMulInteger packed${dot4 ? ' dot4' : ''} ${rows}x${K}x${N} (${ctx.node.name})`,
-    key: `MatMulInteger packed ${dot4 ? 'dot4' : 'unpacked'} oa${offsetA} za${ctx.inputs[2] ? 1 : 0} tail${K % 4 ? 1 : 0} ${shapes.key()}`,
+    key: `MatMulInteger packed ${dot4 ? 'dot4' : 'unpacked'} r${tileRows} oa${offsetA} za${ctx.inputs[2] ? 1 : 0} tail${K % 4 ? 1 : 0} ${shapes.key()}`,
     code,
-    workgroups: [Math.ceil(N / 4 / 16), Math.ceil(rows / 4), 1],
+    workgroups: [Math.ceil(N / 4 / 16), Math.ceil(rows / tileRows / 4), 1],
     bindings,
   };
 }
