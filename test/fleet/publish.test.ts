@@ -117,6 +117,20 @@ t.test('a group deployment reaches its online members through the group topic', 
   t.equal(other.manifests.length, 0, 'a device outside the group gets nothing');
 });
 
+t.test('a group member that comes online during a group deployment takes the retained manifest and is served too', async (t) => {
+  const early = await SimulatedDevice.start({ brokerUrl: broker.url, protocolVersion: broker.protocolVersion, deviceId: 'late-a', groups: ['late'], trusted, outcomeDelayMs: 1500 });
+  t.teardown(() => early.stop());
+  const publishing = edgerun('publish', pkg.dir, '--to', 'group:late', ...common);
+  while (early.manifests.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  const late = await SimulatedDevice.start({ brokerUrl: broker.url, protocolVersion: broker.protocolVersion, deviceId: 'late-b', groups: ['late'], trusted, requestAfterMs: 100 });
+  t.teardown(() => late.stop());
+  const r = await publishing;
+  t.equal(r.code, 0, r.err);
+  const outcome = JSON.parse(r.out);
+  t.same(outcome.devices.map((d: { deviceId: string; state: string }) => [d.deviceId, d.state]), [['late-a', 'active'], ['late-b', 'active']]);
+  t.same(late.files.get('weights.bin'), payload, 'the late member fetched every chunk by request');
+});
+
 t.test('a device that reports a failure makes publish exit 1 and name the reason', async (t) => {
   const device = await SimulatedDevice.start({
     brokerUrl: broker.url, protocolVersion: broker.protocolVersion, deviceId: 'cam-3', trusted, failWith: { code: 'EDGERUN_ERR_GATE_FAILED', reason: 'agreement 0.42 below 0.99' },
