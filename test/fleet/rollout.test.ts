@@ -78,7 +78,7 @@ t.test('a failing canary stops the rollout: abort to the one in flight, rollback
   await observer.subscribeAsync('edgerun/v1/devices/+/command', { qos: 1 });
   const devices = await fleet('west', [
     {},
-    { failWith: { code: 'EDGERUN_ERR_GATE_FAILED', reason: 'agreement 0.3' }, outcomeDelayMs: 400 },
+    { failWith: { code: 'EDGERUN_ERR_GATE_FAILED', reason: 'agreement 0.3' }, outcomeDelayMs: 1000 },
     { dropFirst: () => true, requestAfterMs: 60_000 },
     {}, {},
   ]);
