@@ -2,9 +2,9 @@
  * The adapter's memory bandwidth as WebGPU kernels see it: a copy kernel (bytes read + bytes written) and a
  * read kernel (every element read once, one partial sum written per invocation; the faster of two access
  * patterns), over a 64 MiB buffer (a multiple of 64 KiB).
- *   node --import tsx bench/memory-bandwidth.ts [--mib 64]
- * Prints one line per kernel (best and median GB/s over submissions) and a JSON summary line. Also exports
- * the timing loop and the bandwidth figure for bench/int4-gemv.ts.
+ *   node --import tsx bench/memory-bandwidth.ts [--mib 64] [--rounds 20]
+ * The kernels are timed in turn for every round (a busy machine slows them alike); prints the best GB/s of each
+ * and a JSON summary line. Also exports the timing helpers and the bandwidth figure for bench/int4-gemv.ts.
  */
 import { parseArgs } from 'node:util';
 import type { KernelProgram } from '../daemon/kernels/types.ts';
@@ -16,15 +16,18 @@ export interface Timing {
   median: number;
 }
 
+export interface PreparedProgram {
+  /** Submits `repeats` dispatches and returns the ms per dispatch once the GPU is done. */
+  time(repeats: number): Promise<number>;
+  dispose(): void;
+}
+
 /**
- * Times one program: `inputs[i]` backs its i-th input binding; constants are uploaded, outputs and scratch
- * allocated. Each submission holds `repeats` dispatches; the first submission (pipeline compile) is dropped.
+ * Sets one program up for timing: `inputs[i]` backs its i-th input binding, `outputBytes[i]` sizes its i-th
+ * output; constants are uploaded and scratch allocated.
  */
-export async function timeProgram(program: KernelProgram, inputs: (Float32Array | Int32Array | null)[], outputBytes: number[],
-  options: { repeats?: number; submissions?: number } = {}): Promise<Timing> {
+export async function prepareProgram(program: KernelProgram, inputs: (Float32Array | Int32Array | null)[], outputBytes: number[]): Promise<PreparedProgram> {
   const { device } = await testDevice();
-  const repeats = options.repeats ?? 5;
-  const submissions = options.submissions ?? 9;
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
   const created: GPUBuffer[] = [];
   const buffer = (bytes: number, data?: ArrayBufferView): GPUBuffer => {
@@ -48,8 +51,7 @@ export async function timeProgram(program: KernelProgram, inputs: (Float32Array 
   const module = device.createShaderModule({ code: program.code, label: program.label });
   const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: program.label });
   const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-  const times: number[] = [];
-  for (let s = 0; s < submissions + 1; s++) {
+  const time = async (repeats: number): Promise<number> => {
     const encoder = device.createCommandEncoder();
     for (let r = 0; r < repeats; r++) {
       const pass = encoder.beginComputePass();
@@ -61,11 +63,17 @@ export async function timeProgram(program: KernelProgram, inputs: (Float32Array 
     const start = performance.now();
     device.queue.submit([encoder.finish()]);
     await device.queue.onSubmittedWorkDone();
-    if (s > 0) times.push((performance.now() - start) / repeats);
-  }
-  for (const b of created) b.destroy();
-  times.sort((x, y) => x - y);
-  return { best: times[0], median: times[Math.floor(times.length / 2)] };
+    return (performance.now() - start) / repeats;
+  };
+  // the first submission compiles the pipeline on lavapipe
+  await time(1);
+  return { time, dispose: () => { for (const b of created) b.destroy(); } };
+}
+
+/** Best and median of a sorted copy of `times`. */
+export function summarize(times: number[]): Timing {
+  const sorted = [...times].sort((x, y) => x - y);
+  return { best: sorted[0], median: sorted[Math.floor(sorted.length / 2)] };
 }
 
 const WORKGROUP = 64;
@@ -135,35 +143,42 @@ export interface BandwidthResult {
   readGBs: number;
 }
 
-export async function measureBandwidth(mib = 64): Promise<BandwidthResult> {
+/** Copy and read bandwidth, the kernels timed in turn for `rounds` rounds (best submission of each). */
+export async function measureBandwidth(mib = 64, rounds = 20): Promise<BandwidthResult> {
   const { caps } = await testDevice();
   const bytes = mib * 1024 * 1024;
   const vec4s = bytes / 16;
   const source = new Float32Array(bytes / 4);
   for (let i = 0; i < source.length; i++) source[i] = (i % 97) * 0.01;
-  const copy = await timeProgram(copyProgram(vec4s), [source], [bytes]);
-  let bestRead = Infinity;
-  for (const pattern of ['rows', 'chunks'] as const) {
-    const timing = await timeProgram(readProgram(vec4s, pattern), [source], [bytes]);
-    process.stderr.write(`read ${pattern}: ${(bytes / timing.best / 1e6).toFixed(2)} GB/s\n`);
-    bestRead = Math.min(bestRead, timing.best);
+  const programs = [copyProgram(vec4s), readProgram(vec4s, 'rows'), readProgram(vec4s, 'chunks')];
+  const prepared = [];
+  for (const program of programs) prepared.push(await prepareProgram(program, [source], [bytes]));
+  const best = programs.map(() => Infinity);
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < prepared.length; i++) best[i] = Math.min(best[i], await prepared[i].time(2));
   }
+  for (const p of prepared) p.dispose();
   return {
     adapter: `${caps.vendor} ${caps.architecture}`.trim(),
     bytes,
-    copyGBs: (2 * bytes) / copy.best / 1e6,
-    readGBs: bytes / bestRead / 1e6,
+    copyGBs: (2 * bytes) / best[0] / 1e6,
+    readGBs: bytes / Math.min(best[1], best[2]) / 1e6,
   };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { mib: { type: 'string', default: '64' } } });
+  const { values } = parseArgs({ options: { mib: { type: 'string', default: '64' }, rounds: { type: 'string', default: '20' } } });
   const mib = Number(values.mib);
   if (!Number.isInteger(mib) || mib < 1 || mib > 1024) {
     process.stderr.write(`--mib must be an integer in 1..1024, got '${values.mib}'\n`);
     process.exit(2);
   }
-  const result = await measureBandwidth(mib);
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 1000) {
+    process.stderr.write(`--rounds must be an integer in 1..1000, got '${values.rounds}'\n`);
+    process.exit(2);
+  }
+  const result = await measureBandwidth(mib, rounds);
   process.stdout.write(`adapter: ${result.adapter}\n`);
   process.stdout.write(`copy ${mib} MiB: ${result.copyGBs.toFixed(2)} GB/s (read + write)\n`);
   process.stdout.write(`read ${mib} MiB: ${result.readGBs.toFixed(2)} GB/s\n`);
