@@ -20,6 +20,8 @@ requests for missing chunks until every targeted device reports 'active' or fail
   --to group:NAME     every member of group NAME: the group's deploy topic; the command waits for the members
                       online now (retained status). Members that come online later receive the retained
                       manifest and fetch chunks while this command runs.
+When the command ends it deletes the retained manifest: devices can fetch chunks only while it serves them
+(a device that was interrupted resumes from its own saved state as long as the command runs).
   --broker URL        mqtt://HOST[:PORT] (also mqtts, ws, wss)
   --key KEYFILE       ed25519 private key (PEM)
   --timeout D         give up waiting after D (default 10m); durations: 500ms, 30s, 10m, 2h, 1d

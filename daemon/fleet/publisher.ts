@@ -196,7 +196,11 @@ export class Deployment {
     };
   }
 
-  /** Stops serving chunk requests. */
+  /**
+   * Stops serving chunk requests and deletes the retained manifest from the deploy topics: a device can only fetch
+   * chunks while a sender serves them, so a manifest left behind would start transfers that never finish on
+   * devices that come online later. (Devices keep what they need to resume in their own state.)
+   */
   async stop(): Promise<void> {
     const { client } = this.options;
     client.off('message', this.onMessage);
@@ -204,7 +208,10 @@ export class Deployment {
     client.off('connect', this.onReconnect);
     clearTimeout(this.announceTimer);
     this.sender.close();
-    if (client.connected) await client.unsubscribeAsync(this.requestTopic).catch(() => undefined);
+    if (client.connected) {
+      await client.unsubscribeAsync(this.requestTopic).catch(() => undefined);
+      await this.clearRetained().catch((error: unknown) => this.log.warn({ err: error }, 'could not clear the retained manifest'));
+    }
     this.wakeWaiters();
   }
 
@@ -218,8 +225,7 @@ export class Deployment {
     }
   }
 
-  /** Deletes the retained manifest from the deploy topics, so a device that reconnects later does not pick it up. */
-  async clearRetained(): Promise<void> {
+  private async clearRetained(): Promise<void> {
     const { client, deployTopics } = this.options;
     await Promise.all(deployTopics.map((topic) => client.publishAsync(topic, '', { qos: 1, retain: true })));
   }

@@ -110,7 +110,6 @@ async function abortRollout(options: RolloutOptions, deployments: Deployment[], 
     const inFlight = [...deployment.tracker.devices.values()].filter((d) => outcomeOf(d) === 'pending').map((d) => d.deviceId);
     await deployment.abort(inFlight, expiresInMs);
     result.aborted.push(...inFlight);
-    await deployment.clearRetained();
   }
   const switched = deployments.flatMap((deployment) =>
     [...deployment.tracker.devices.values()].filter((d) => outcomeOf(d) === 'succeeded').map((d) => d.deviceId));

@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
+import mqtt from 'mqtt';
 import t from 'tap';
 import { main } from '../../daemon/cli/main.ts';
 import { connectOperator } from '../../daemon/fleet/publisher-broker.ts';
@@ -149,6 +150,13 @@ t.test('a device that never answers leaves publish without an outcome at --timeo
   t.equal(outcome.pending, 1);
   t.equal(outcome.timedOut, true);
   t.match(r.err, /nobody-home: no outcome \(last state waiting\)/);
+  const later = await mqtt.connectAsync(broker.url, { protocolVersion: broker.protocolVersion });
+  const retained: string[] = [];
+  later.on('message', (topic, message) => { if (message.length > 0) retained.push(topic); });
+  await later.subscribeAsync('edgerun/v1/devices/nobody-home/deploy', { qos: 1 });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await later.endAsync();
+  t.same(retained, [], 'the manifest is not left retained for a device nobody serves any more');
 });
 
 t.test('a group with no online member is refused before anything is published', async (t) => {
