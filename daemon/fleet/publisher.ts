@@ -182,7 +182,7 @@ export class Deployment {
     return this.result(!this.tracker.done && !stopWhen(this.tracker));
   }
 
-  result(timedOut: boolean): DeploymentResult {
+  private result(timedOut: boolean): DeploymentResult {
     const devices = [...this.tracker.devices.values()];
     return {
       manifest: this.options.manifest,
