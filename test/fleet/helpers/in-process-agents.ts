@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { defaultConfig } from '../../../daemon/config/files.ts';
 import { FleetAgent } from '../../../daemon/fleet/agent.ts';
 import { chunkIndexOfTopic } from '../../../daemon/fleet/chunk-frame.ts';
 import { CHUNK_HEADER_BYTES, DEFAULT_TOPIC_PREFIX } from '../../../daemon/fleet/protocol.ts';
@@ -68,6 +69,7 @@ export class AgentDevice {
     const store = { install: async () => undefined } as unknown as ModelStore;
     const agent = await FleetAgent.start({
       fleet: {
+        ...defaultConfig().fleet,
         broker: options.brokerUrl, deviceId: options.deviceId, groups: options.groups ?? [], trust: options.trustFiles, target: null,
         topicPrefix: DEFAULT_TOPIC_PREFIX, mqttProtocolVersion: options.mqttProtocolVersion ?? 5, maxPackageBytes: 1 << 30,
         minFreeDiskBytes: 0, chunkRequestTimeoutMs: options.chunkRequestTimeoutMs ?? 5000,
