@@ -1,9 +1,10 @@
 /**
  * Steady latency of several versions of one model (FP32 and its INT8 / INT4 packages) on the same adapter, in
  * one process and interleaved run by run, so that a busy shared machine slows every version alike:
- *   node --import tsx bench/quantized-latency.ts --input x=1x3x48x320 [--rounds 30] [--profile] FP32.onnx INT8.onnx …
+ *   node --import tsx bench/quantized-latency.ts --input x=1x3x48x320 [--rounds 30] [--profile] [--nodes REGEX] FP32.onnx INT8.onnx …
  * Prints per model the best and median ms of a run, the speedup over the first model, GPU constants (bytes),
- * and with --profile the GPU time per op type from timestamp queries (median over rounds).
+ * and with --profile the GPU time per op type from timestamp queries (median over rounds); --nodes also lists
+ * the nodes whose op type matches REGEX one by one.
  */
 import { parseArgs } from 'node:util';
 import { seededRandom } from '../daemon/cli/random-inputs.ts';
@@ -15,7 +16,10 @@ import { loadModelFile } from '../daemon/onnx/decode.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { input: { type: 'string', multiple: true, default: [] }, rounds: { type: 'string', default: '30' }, profile: { type: 'boolean', default: false } },
+  options: {
+    input: { type: 'string', multiple: true, default: [] }, rounds: { type: 'string', default: '30' }, profile: { type: 'boolean', default: false },
+    nodes: { type: 'string' },
+  },
 });
 const rounds = Number(values.rounds);
 if (!Number.isInteger(rounds) || rounds < 1 || positionals.length === 0) {
@@ -34,6 +38,7 @@ const feeds = new Map<string, Tensor>([...shapes].map(([name, dims]) => {
   return [name, { dtype: 'float32', dims, data }];
 }));
 
+const nodePattern = values.nodes ? new RegExp(values.nodes) : null;
 const runtime = await GpuRuntime.start();
 const loaded = [];
 for (const path of positionals) {
@@ -45,7 +50,7 @@ for (const path of positionals) {
   // first run compiles the pipelines on lavapipe; one more warms the caches
   await session.run(inputs());
   await session.run(inputs());
-  loaded.push({ path, compiled, session, inputs, opTypeOf, times: [] as number[], perOp: new Map<string, number[]>() });
+  loaded.push({ path, compiled, session, inputs, opTypeOf, times: [] as number[], perOp: new Map<string, number[]>(), perNode: new Map<string, number[]>() });
   process.stderr.write(`loaded ${path}: ${compiled.stats.pipelines} pipelines, ${compiled.stats.dispatches} dispatches, constants ${compiled.stats.constantBytes} B, ${compiled.stats.quantizedMatMuls} QMatMul, ${compiled.stats.quantizedConvs} QConv\n`);
 }
 for (let round = 0; round < rounds; round++) {
@@ -58,6 +63,7 @@ for (let round = 0; round < rounds; round++) {
       for (const [node, ms] of result.perNodeMs) {
         const op = entry.opTypeOf.get(node) ?? node;
         totals.set(op, (totals.get(op) ?? 0) + ms);
+        if (nodePattern?.test(op)) entry.perNode.set(`${op} ${node}`, [...(entry.perNode.get(`${op} ${node}`) ?? []), ms]);
       }
       for (const [op, ms] of totals) entry.perOp.set(op, [...(entry.perOp.get(op) ?? []), ms]);
     }
@@ -71,6 +77,7 @@ const summary = loaded.map((entry) => {
   const perOp = Object.fromEntries([...entry.perOp].map(([op, ms]) => [op, +median(ms).toFixed(2)]).sort((a, b) => (b[1] as number) - (a[1] as number)));
   process.stdout.write(`${entry.path}: best ${best.toFixed(1)} ms, median ${med.toFixed(1)} ms (${(baseline / med).toFixed(2)}× the first), constants ${(entry.compiled.stats.constantBytes / 2 ** 20).toFixed(2)} MiB\n`);
   if (values.profile) process.stdout.write(`  GPU ms by op (median): ${JSON.stringify(perOp)}\n`);
+  for (const [node, ms] of entry.perNode) process.stdout.write(`  ${node}: ${median(ms).toFixed(2)} ms\n`);
   return { model: entry.path, bestMs: +best.toFixed(2), medianMs: +med.toFixed(2), speedup: +(baseline / med).toFixed(2), constantBytes: entry.compiled.stats.constantBytes, ...(values.profile ? { perOp } : {}) };
 });
 process.stdout.write(`${JSON.stringify({ adapter: `${runtime.caps.vendor} ${runtime.caps.architecture}`.trim(), rounds, summary })}\n`);
