@@ -29,7 +29,8 @@ const floats = (count: number, seed: number, lo: number, hi: number) => {
 /**
  * a [4, 64] → DQ(int4, blocks of 32, zero points) → MatMul → Relu → h [4, 48], then three heads:
  * Gemm with an int8 per-column weight, alpha and C; Gemm with transB over an int8 per-row [N, K] weight;
- * MatMulNBits. A DequantizeLinear constant feeding an Add (a bias) is not a weight: it folds.
+ * MatMulNBits; Gemm with transB, alpha and a scalar C over a uint4 [N, K] weight blocked along K. A
+ * DequantizeLinear constant feeding an Add (a bias) is not a weight: it folds.
  */
 function quantizedHeads(): Uint8Array {
   return new ModelBuilder({ opset: 21, domains: { 'com.microsoft': 1 } })
@@ -57,9 +58,16 @@ function quantizedHeads(): Uint8Array {
     .initializer('b4', 'uint8', [8, 3, 8], [...packInt4(ints(8 * 3 * 16, 11, 0, 15), false)])
     .initializer('s4', 'float32', [24], floats(24, 12, 0.01, 0.1))
     .node('MatMulNBits', ['h', 'b4', 's4'], ['y3'], { K: 48, N: 8, bits: 4, block_size: 16 }, { name: 'nbits4', domain: 'com.microsoft' })
+    .initializer('q5', 'uint4', [6, 48], ints(6 * 48, 13, 0, 15))
+    .initializer('s5', 'float32', [6, 3], floats(18, 14, 0.01, 0.1))
+    .initializer('z5', 'uint4', [6, 3], ints(18, 15, 6, 9))
+    .initializer('c5', 'float32', [], [0.25])
+    .node('DequantizeLinear', ['q5', 's5', 'z5'], ['w5'], { axis: 1, block_size: 16 }, { name: 'dq5' })
+    .node('Gemm', ['h', 'w5', 'c5'], ['y4'], { transB: 1, alpha: 1.5 }, { name: 'gemm5' })
     .output('y1', 'float32', [4, 20])
     .output('y2', 'float32', [4, 10])
     .output('y3', 'float32', [4, 8])
+    .output('y4', 'float32', [4, 6])
     .toBytes();
 }
 
@@ -75,8 +83,8 @@ t.test('weight DequantizeLinear → MatMul/Gemm and MatMulNBits run as QMatMul w
   const engine = await sharedEngine();
   const model = decodeModel(bytes);
   const compiled = compileModel(model, { inputShapes: new Map([['a', [4, 64]]]), caps: engine.runtime.caps });
-  t.equal(compiled.stats.quantizedMatMuls, 4, 'matmul1, gemm2, gemm3 and nbits4 run on packed weights');
-  t.same(compiled.nodeInfo.filter((n) => n.opType === 'QMatMul').map((n) => n.name).sort(), ['gemm2', 'gemm3', 'matmul1', 'nbits4']);
+  t.equal(compiled.stats.quantizedMatMuls, 5, 'matmul1, gemm2, gemm3, nbits4 and gemm5 run on packed weights');
+  t.same(compiled.nodeInfo.filter((n) => n.opType === 'QMatMul').map((n) => n.name).sort(), ['gemm2', 'gemm3', 'gemm5', 'matmul1', 'nbits4']);
   t.notOk(compiled.nodeInfo.some((n) => n.opType === 'DequantizeLinear'), 'no DequantizeLinear is left to run');
   t.notOk(compiled.plan.pipelines.some((p) => /DequantizeLinear/.test(p.label)), 'no dequantize program in the plan');
   t.notOk(compiled.nodeInfo.some((n) => n.opType === 'Relu'), 'the Relu is fused into matmul1');
@@ -87,7 +95,7 @@ t.test('weight DequantizeLinear → MatMul/Gemm and MatMulNBits run as QMatMul w
   const ours = (await session.run(new Map([['a', a]]))).outputs;
   await session.close();
   const expected = await ortAsWritten(bytes, { a });
-  for (const name of ['y1', 'y2', 'y3']) {
+  for (const name of ['y1', 'y2', 'y3', 'y4']) {
     const actual = ours.get(name)!.data;
     let maxAbs = 0;
     for (let i = 0; i < actual.length; i++) maxAbs = Math.max(maxAbs, Math.abs(actual[i] - expected[name][i]));
