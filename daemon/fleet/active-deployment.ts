@@ -1,7 +1,8 @@
 /**
  * One accepted deployment from its first chunk to its outcome: chunks go to the TransferReceiver, missing ones
  * are asked for again (after chunkRequestTimeoutMs without a chunk, doubling up to 8×; soon after a bad chunk),
- * progress is published at every state change and every 5 % of the bytes, and the complete transfer is
+ * progress is published at every state change and every 5 % of the bytes, the stored progress is acknowledged to
+ * the sender (TransferAck, which paces the chunk stream on it) every ackIntervalChunks, and the complete transfer is
  * verified (every file hash), assembled, installed into the model store and handed to the ModelManager's
  * hot-swap with its accuracy gate. Any failure leaves the running version serving and is reported with its code.
  */
@@ -10,7 +11,7 @@ import { readManifest } from '../package/read-package.ts';
 import { compareVersions } from '../package/versions.ts';
 import type { AgentContext } from './agent-context.ts';
 import { chunkIndexOfTopic, decodeChunkFrame } from './chunk-frame.ts';
-import { type DeploymentManifest, type DeploymentState, topics } from './protocol.ts';
+import { ackIntervalChunks, type DeploymentManifest, type DeploymentState, topics } from './protocol.ts';
 import { TransferReceiver } from './transfer-receiver.ts';
 
 const PROGRESS_STEP_PERCENT = 5;
@@ -30,6 +31,8 @@ export class ActiveDeployment {
   private readonly badChunks = new Set<number>();
   private backoff = 1;
   private lastStep = -1;
+  private storedSinceAck = 0;
+  private readonly ackEvery: number;
   private finishing = false;
   private ended = false;
   /** Chunks refused (bad frame, wrong size) and duplicates ignored, for the log and tests. */
@@ -43,6 +46,7 @@ export class ActiveDeployment {
     private readonly receiver: TransferReceiver,
   ) {
     this.chunkTopic = topics.chunkWildcard(ctx.prefix, manifest.transferId);
+    this.ackEvery = ackIntervalChunks(manifest);
   }
 
   get deploymentId(): string { return this.manifest.deploymentId; }
@@ -59,6 +63,8 @@ export class ActiveDeployment {
     }
     // Subscribed before reporting: a sender starts the chunks when it sees the report.
     await this.ctx.subscribe(this.chunkTopic);
+    // Before the report: the sender starts the chunks on the report, already pacing on this device.
+    this.acknowledge();
     // Chunks already flowing (another device's transfer of the same deployment) may have moved it on.
     if (this.counts.stored === 0) this.setState(state);
     if (this.ctx.connected() && !this.finishing) this.armIdleTimer();
@@ -72,6 +78,8 @@ export class ActiveDeployment {
     if (this.ended || this.finishing) return;
     if (connected) {
       this.backoff = 1;
+      // The sender waits on this device's progress; after an outage it learns where the device stands.
+      this.acknowledge();
       this.armIdleTimer();
     } else {
       this.clearTimers();
@@ -141,6 +149,7 @@ export class ActiveDeployment {
     }
     this.counts.stored++;
     this.backoff = 1;
+    if (++this.storedSinceAck >= this.ackEvery) this.acknowledge();
     const step = Math.floor((this.receiver.receivedBytes / this.manifest.totalBytes) * 100 / PROGRESS_STEP_PERCENT);
     if (this.state === 'accepted') {
       this.lastStep = step;
@@ -174,6 +183,12 @@ export class ActiveDeployment {
     this.counts.requests++;
     this.ctx.log.info({ transferId: this.transferId, ranges: ranges.length, first: ranges[0] }, 'asking for missing chunks');
     this.ctx.publishChunkRequest(this.transferId, ranges);
+    this.acknowledge();
+  }
+
+  private acknowledge(): void {
+    this.storedSinceAck = 0;
+    this.ctx.publishTransferAck(this.transferId, this.receiver.contiguousChunks, this.receiver.receivedChunks);
   }
 
   private armIdleTimer(): void {

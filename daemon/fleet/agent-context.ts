@@ -32,6 +32,8 @@ export interface AgentContext {
   /** The retained device status (models and their versions), after anything changed them. */
   publishStatus(): void;
   publishChunkRequest(transferId: string, ranges: [number, number][]): void;
+  /** A TransferAck (QoS 1, not retained): the sender paces its chunk stream on it. */
+  publishTransferAck(transferId: string, contiguousChunks: number, receivedChunks: number): void;
   /** Whether the MQTT connection is up now. */
   connected(): boolean;
   subscribe(topic: string): Promise<void>;

@@ -24,7 +24,7 @@ import type { DeploymentPolicy } from './deployment-checks.ts';
 import { handleCommandMessage } from './handle-command.ts';
 import { handleDeployMessage, startDeployment } from './handle-deploy.ts';
 import { parseDeploymentManifest, parseEnvelope } from './messages.ts';
-import { type ChunkRequest, type DeviceStatus, PROTOCOL_VERSION, topics } from './protocol.ts';
+import { type ChunkRequest, type DeviceStatus, PROTOCOL_VERSION, topics, type TransferAck } from './protocol.ts';
 import { verifyEnvelope } from './signing.ts';
 import { TrustSet } from './trust-set.ts';
 
@@ -231,6 +231,11 @@ export class FleetAgent implements AgentContext {
   publishChunkRequest(transferId: string, ranges: [number, number][]): void {
     const request: ChunkRequest = { protocol: PROTOCOL_VERSION, deviceId: this.deviceId, transferId, ranges };
     this.publish(topics.chunkRequest(this.prefix, transferId), JSON.stringify(request), false);
+  }
+
+  publishTransferAck(transferId: string, contiguousChunks: number, receivedChunks: number): void {
+    const ack: TransferAck = { protocol: PROTOCOL_VERSION, deviceId: this.deviceId, transferId, contiguousChunks, receivedChunks };
+    this.publish(topics.transferAck(this.prefix, transferId), JSON.stringify(ack), false);
   }
 
   private publish(topic: string, payload: string, retain: boolean): void {

@@ -4,6 +4,7 @@
  * and a broker restart leaves at most `window` chunks in mqtt.js's store to resend. Chunks to send form one set
  * (lowest index first): the first pass queues them all, a ChunkRequest queues its ranges, and a chunk asked for
  * while already queued is sent once — so fifty devices asking for the same missing chunk cost one publish.
+ * A limit (setLimit, from the devices' acknowledgements) holds back every chunk at or above it.
  */
 import type { MqttClient } from 'mqtt';
 import { logger } from '../log.ts';
@@ -36,6 +37,8 @@ export class ChunkSender {
   private failure: Error | null = null;
   private readonly log = logger.child({ component: 'fleet-chunk-sender' });
   private paused = false;
+  /** Chunks at or above this index wait (pacing); no limit until setLimit. */
+  private limit = Number.POSITIVE_INFINITY;
   private readonly chunkTopicPrefix: string;
   readonly stats: ChunkSenderStats = { sentChunks: 0, sentBytes: 0, resentBytes: 0, requestedChunks: 0, wireBytes: 0 };
 
@@ -68,6 +71,18 @@ export class ChunkSender {
   resume(): void {
     this.paused = false;
     this.pump();
+  }
+
+  /** Only chunks below `limit` may be published from now on; raising it sends what it held back. */
+  setLimit(limit: number): void {
+    const raised = limit > this.limit;
+    this.limit = limit;
+    if (raised) this.pump();
+  }
+
+  /** True when chunks are queued but all of them wait for the limit to rise. */
+  get heldBack(): boolean {
+    return this.queuedCount > 0 && this.nextQueued() >= this.limit;
   }
 
   /** Stops counting; queued chunks are dropped. */
@@ -115,6 +130,7 @@ export class ChunkSender {
   private pump(): void {
     while (!this.failure && !this.paused && this.inFlight < this.window && this.queuedCount > 0) {
       const index = this.nextQueued();
+      if (index >= this.limit) break;
       this.queued[index] = 0;
       this.queuedCount--;
       this.inFlight++;

@@ -9,7 +9,7 @@ import { isValidModelName, isValidVersion } from '../package/versions.ts';
 import {
   FLEET_NAME_PATTERN, PROTOCOL_VERSION,
   type ChunkRequest, type DeploymentFile, type DeploymentManifest, type DeploymentProgress, type DeploymentState,
-  type DeviceModelState, type DeviceStatus, type FleetCommand, type SignedEnvelope, type TelemetryReport,
+  type DeviceModelState, type DeviceStatus, type FleetCommand, type SignedEnvelope, type TelemetryReport, type TransferAck,
 } from './protocol.ts';
 
 /** Caps before anything is allocated from a message's claims. */
@@ -281,6 +281,14 @@ export function parseChunkRequest(value: unknown, topic: string): ChunkRequest {
     return [range[0] as number, range[1] as number];
   });
   return { protocol: 1, deviceId: r.fleetName('deviceId'), transferId: r.fleetName('transferId'), ranges };
+}
+
+export function parseTransferAck(value: unknown, topic: string): TransferAck {
+  const r = reader(value, topic);
+  r.protocol();
+  const receivedChunks = r.integer('receivedChunks', 0, MAX_CHUNK_COUNT);
+  const contiguousChunks = r.integer('contiguousChunks', 0, receivedChunks);
+  return { protocol: 1, deviceId: r.fleetName('deviceId'), transferId: r.fleetName('transferId'), contiguousChunks, receivedChunks };
 }
 
 export function parseTelemetryReport(value: unknown, topic: string): TelemetryReport {

@@ -13,6 +13,7 @@
  *   {prefix}/devices/{deviceId}/telemetry       JSON TelemetryReport, QoS 1, not retained, replayed in order after an outage
  *   {prefix}/transfers/{transferId}/chunk/{i}   binary chunk frame (below), QoS 1, not retained
  *   {prefix}/transfers/{transferId}/request     JSON ChunkRequest: a device asks the sender for (missing) chunks
+ *   {prefix}/transfers/{transferId}/ack         JSON TransferAck: a device's stored progress; the sender paces itself on it
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -33,6 +34,7 @@ export const topics = {
   chunk: (prefix: string, transferId: string, index: number) => `${prefix}/transfers/${transferId}/chunk/${index}`,
   chunkWildcard: (prefix: string, transferId: string) => `${prefix}/transfers/${transferId}/chunk/+`,
   chunkRequest: (prefix: string, transferId: string) => `${prefix}/transfers/${transferId}/request`,
+  transferAck: (prefix: string, transferId: string) => `${prefix}/transfers/${transferId}/ack`,
   /** Subscriptions for fleet-wide observers (fleet status, monitor, rollout). */
   allStatus: (prefix: string) => `${prefix}/devices/+/status`,
   allProgress: (prefix: string) => `${prefix}/devices/+/progress`,
@@ -132,6 +134,46 @@ export interface ChunkRequest {
   transferId: string;
   /** Inclusive index ranges [first, last] the device is missing. */
   ranges: [number, number][];
+}
+
+/**
+ * A device's stored progress on one transfer, QoS 1, not retained. Sent when the transfer starts or resumes, after
+ * every reconnect, with every ChunkRequest, and at least every ackIntervalChunks(manifest) stored chunks.
+ */
+export interface TransferAck {
+  protocol: 1;
+  deviceId: string;
+  transferId: string;
+  /** Chunks 0 … contiguousChunks-1 are all stored. */
+  contiguousChunks: number;
+  receivedChunks: number;
+}
+
+/**
+ * Pacing: a sender publishes chunk i only while i < (the lowest contiguousChunks its still-downloading devices
+ * acknowledged) + senderLeadChunks(manifest). What a broker killed without saving loses — chunks it accepted but
+ * had not delivered — is then at most the lead, which is what a resume has to send again.
+ */
+export const PACING = {
+  /** The lead is this fraction of the transfer… */
+  leadFraction: 0.03,
+  /** …but at least this many bytes (one round trip's worth on a fast link)… */
+  minLeadBytes: 256 * 1024,
+  /** …and at most this many. */
+  maxLeadBytes: 16 * 1024 * 1024,
+  /** A device acknowledges at least every 1 % of the chunks, and at least every this many bytes. */
+  ackFraction: 0.01,
+  ackMaxBytes: 1024 * 1024,
+} as const;
+
+export function ackIntervalChunks(manifest: Pick<DeploymentManifest, 'chunkCount' | 'chunkBytes'>): number {
+  return Math.max(1, Math.min(Math.ceil(manifest.chunkCount * PACING.ackFraction), Math.floor(PACING.ackMaxBytes / manifest.chunkBytes)));
+}
+
+/** At least two acknowledgement intervals, so a device that stored the whole lead has always acknowledged part of it. */
+export function senderLeadChunks(manifest: Pick<DeploymentManifest, 'chunkCount' | 'chunkBytes' | 'totalBytes'>): number {
+  const bytes = Math.min(PACING.maxLeadBytes, Math.max(PACING.minLeadBytes, PACING.leadFraction * manifest.totalBytes));
+  return Math.max(2 * ackIntervalChunks(manifest), Math.ceil(bytes / manifest.chunkBytes));
 }
 
 /** A periodic summary of the device's telemetry since the previous report (window start/end). */

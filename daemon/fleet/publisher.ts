@@ -11,17 +11,21 @@
  * has announced itself again (a live status or progress message), or `reannounceGraceMs`: a broker that lost its
  * state (SIGKILL between autosaves) also lost the devices' chunk subscriptions, and chunks published before a
  * device re-subscribes would be dropped and have to be asked for again.
+ *
+ * The chunk stream is paced on the devices' acknowledgements (publisher-pacing.ts): it runs at most a bounded lead
+ * ahead of the slowest device still downloading, so a broker that dies without saving loses at most that lead.
  */
 import crypto from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import { EdgerunError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { ChunkSender, type ChunkSenderStats, DEFAULT_SEND_WINDOW } from './chunk-sender.ts';
-import { parseChunkRequest, parseDeploymentProgress, parseDeviceStatus, parseJsonPayload } from './messages.ts';
+import { parseChunkRequest, parseDeploymentProgress, parseDeviceStatus, parseJsonPayload, parseTransferAck } from './messages.ts';
 import { onlineGroupMembers, readFleet } from './fleet-view.ts';
 import { brokerReceiveMaximum } from './publisher-broker.ts';
 import type { DeployTarget } from './publisher-options.ts';
 import { buildDeploymentManifest, type PackageSource } from './publisher-package.ts';
+import { DEFAULT_PACING_STALL_MS, TransferPacer } from './publisher-pacing.ts';
 import { attachProgressPrinter, DeploymentTracker, type DeviceDeployment, outcomeOf } from './publisher-progress.ts';
 import { type DeploymentManifest, type FleetCommand, topics } from './protocol.ts';
 import { type SigningKey, signPayload } from './signing.ts';
@@ -46,6 +50,8 @@ export interface DeploymentOptions {
   window?: number;
   startGraceMs?: number;
   reannounceGraceMs?: number;
+  /** How long the chunk stream waits on a device whose progress does not move before it stops pacing on it. */
+  pacingStallMs?: number;
   /** Where live per-device lines go (none when absent). */
   progressStream?: NodeJS.WritableStream;
   progressLabel?: string;
@@ -66,8 +72,11 @@ export interface DeploymentResult {
 export class Deployment {
   readonly tracker: DeploymentTracker;
   readonly sender: ChunkSender;
+  readonly pacer: TransferPacer;
   private readonly startedAt = Date.now();
   private readonly requestTopic: string;
+  private readonly ackTopic: string;
+  private stallTimer: NodeJS.Timeout | undefined;
   /** `{prefix}/devices/`: progress and status topics start with it. */
   private readonly devicesPrefix: string;
   private started = false;
@@ -86,8 +95,11 @@ export class Deployment {
       this.sendFailure = error;
       this.wakeWaiters();
     });
+    const stallMs = options.pacingStallMs ?? DEFAULT_PACING_STALL_MS;
+    this.pacer = new TransferPacer(manifest, (limit) => this.sender.setLimit(limit), stallMs);
     this.tracker = new DeploymentTracker(manifest.deploymentId, manifest.totalBytes, options.expected);
     this.requestTopic = topics.chunkRequest(prefix, manifest.transferId);
+    this.ackTopic = topics.transferAck(prefix, manifest.transferId);
     const progressWildcard = topics.allProgress(prefix);
     this.devicesPrefix = progressWildcard.slice(0, progressWildcard.indexOf('+'));
     if (options.progressStream) attachProgressPrinter(this.tracker, options.progressStream, options.progressLabel);
@@ -101,12 +113,24 @@ export class Deployment {
         if (request.transferId !== this.options.manifest.transferId) return;
         const added = this.sender.queueRequested(request.ranges);
         this.log.debug({ deviceId: request.deviceId, ranges: request.ranges.length, added }, 'chunk request');
+      } else if (topic === this.ackTopic) {
+        const ack = parseTransferAck(parseJsonPayload(payload, topic), topic);
+        const device = this.tracker.devices.get(ack.deviceId);
+        if (ack.transferId === this.options.manifest.transferId && (!device || outcomeOf(device) === 'pending')) {
+          this.pacer.acknowledged(ack.deviceId, ack.contiguousChunks);
+        }
       } else if (topic.startsWith(this.devicesPrefix) && topic.endsWith('/progress') && payload.length > 0) {
         const progress = parseDeploymentProgress(parseJsonPayload(payload, topic), topic);
-        if (this.tracker.apply(progress) && !packet.retain) this.announced(progress.deviceId);
-      } else if (this.awaitingAnnounce.size > 0 && topic.startsWith(this.devicesPrefix) && topic.endsWith('/status') && payload.length > 0) {
+        if (!this.tracker.apply(progress)) return;
+        if (!packet.retain) this.announced(progress.deviceId);
+        if (progress.state !== 'accepted' && progress.state !== 'downloading') this.pacer.drop(progress.deviceId, 'finished');
+      } else if (topic.startsWith(this.devicesPrefix) && topic.endsWith('/status') && payload.length > 0) {
         const status = parseDeviceStatus(parseJsonPayload(payload, topic), topic);
-        if (status.online && (!packet.retain || Date.parse(status.at) >= this.disconnectedAt)) this.announced(status.deviceId);
+        // A will arrives live (not retained): the device is gone, the stream no longer waits on it.
+        if (!status.online && !packet.retain && this.pacer.drop(status.deviceId, 'offline')) {
+          this.log.info({ deviceId: status.deviceId }, 'a device went offline; the chunk stream no longer waits on it');
+        }
+        if (this.awaitingAnnounce.size > 0 && status.online && (!packet.retain || Date.parse(status.at) >= this.disconnectedAt)) this.announced(status.deviceId);
       }
     } catch (error) {
       this.log.warn({ err: error, topic }, 'ignored a malformed message');
@@ -162,13 +186,23 @@ export class Deployment {
     client.on('message', this.onMessage);
     client.on('close', this.onClose);
     client.on('connect', this.onReconnect);
-    await client.subscribeAsync([this.requestTopic, topics.allProgress(prefix), topics.allStatus(prefix)], { qos: 1 });
+    await client.subscribeAsync([this.requestTopic, this.ackTopic, topics.allProgress(prefix), topics.allStatus(prefix)], { qos: 1 });
     const envelope = JSON.stringify(signPayload(manifest, key));
     await Promise.all(deployTopics.map((topic) => client.publishAsync(topic, envelope, { qos: 1, retain: true })));
     const graceUntil = Math.min(deadline, Date.now() + (this.options.startGraceMs ?? DEFAULT_START_GRACE_MS));
     while (!this.tracker.allReported && !this.tracker.done && Date.now() < graceUntil) await this.nextChange(graceUntil);
     this.started = true;
     this.sender.queueAll();
+    this.stallTimer = setInterval(() => this.checkStalled(), Math.max(100, Math.min(1000, (this.options.pacingStallMs ?? DEFAULT_PACING_STALL_MS) / 4)));
+    this.stallTimer.unref();
+  }
+
+  /** A device that stopped moving (without a will: a hung daemon, a broken link) must not hold the stream forever. */
+  private checkStalled(): void {
+    if (!this.sender.heldBack) return;
+    for (const deviceId of this.pacer.dropStalled()) {
+      this.log.warn({ deviceId, deploymentId: this.options.manifest.deploymentId }, 'a device has not progressed; the chunk stream no longer waits on it');
+    }
   }
 
   /**
@@ -207,9 +241,10 @@ export class Deployment {
     client.off('close', this.onClose);
     client.off('connect', this.onReconnect);
     clearTimeout(this.announceTimer);
+    clearInterval(this.stallTimer);
     this.sender.close();
     if (client.connected) {
-      await client.unsubscribeAsync(this.requestTopic).catch(() => undefined);
+      await client.unsubscribeAsync([this.requestTopic, this.ackTopic]).catch(() => undefined);
       await this.clearRetained().catch((error: unknown) => this.log.warn({ err: error }, 'could not clear the retained manifest'));
     }
     this.wakeWaiters();

@@ -39,6 +39,8 @@ export class TransferReceiver {
   private readonly bitmap: Buffer;
   private received = 0;
   private storedBytes = 0;
+  /** Chunks 0 … contiguous-1 are all stored. */
+  private contiguous = 0;
   private closed = false;
 
   private constructor(
@@ -90,6 +92,7 @@ export class TransferReceiver {
 
   get receivedChunks(): number { return this.received; }
   get receivedBytes(): number { return this.storedBytes; }
+  get contiguousChunks(): number { return this.contiguous; }
   get complete(): boolean { return this.received === this.manifest.chunkCount; }
 
   has(index: number): boolean { return this.bitmap[index] === 1; }
@@ -118,6 +121,11 @@ export class TransferReceiver {
         fs.writeSync(this.bitmapFd, Buffer.of(0), 0, 1, index);
       }
     }
+    this.advanceContiguous();
+  }
+
+  private advanceContiguous(): void {
+    while (this.contiguous < this.manifest.chunkCount && this.bitmap[this.contiguous] === 1) this.contiguous++;
   }
 
   /**
@@ -146,6 +154,7 @@ export class TransferReceiver {
     this.bitmap[frame.index] = 1;
     this.received++;
     this.storedBytes += size;
+    this.advanceContiguous();
     return 'stored';
   }
 
