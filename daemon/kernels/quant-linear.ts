@@ -8,11 +8,11 @@ import { Attributes } from '../graph/attributes.ts';
 import { elementCount, makeTensor, type DType, type Tensor, type TensorType } from '../graph/ir.ts';
 import { elementTypeOf } from '../onnx/proto-values.ts';
 import {
-  allowedQuantTypes, layoutKey, QUANT_RANGES, quantError, quantLayout, requireFloatInput, requireInput, roundHalfEven,
+  allowedQuantTypes, QUANT_RANGES, quantError, quantLayout, requireFloatInput, requireInput, roundHalfEven,
   scaleIndexOf, scaleIndexWgsl, type QuantLayout,
 } from './quant-params.ts';
-import { linearDispatch, storageBinding } from './shader-util.ts';
-import type { Binding, BuildContext, KernelProgram, OpContext, OpDefinition } from './types.ts';
+import { ShapeValues, storageBinding } from './shader-util.ts';
+import type { Binding, BuildContext, DeviceCaps, KernelProgram, OpContext, OpDefinition } from './types.ts';
 
 const WORKGROUP = 64;
 
@@ -94,18 +94,32 @@ function quantizeValue(x: number, scale: number, zeroPoint: number, range: reado
   return Math.min(range[1], Math.max(range[0], q));
 }
 
-/** One invocation per element: `body` computes element `idx` of the output `y`. */
-function perElementProgram(label: string, key: string, count: number, declarations: string[], bindings: Binding[], body: string): KernelProgram {
-  const dispatch = linearDispatch(count, WORKGROUP);
+/**
+ * One invocation per element: `body(shapes)` computes element `idx` of the output `y`. On CPU adapters the
+ * element count and the layout's sizes come from a params buffer, so every Q/DQ node of one structure shares
+ * a pipeline (lavapipe compiles each pipeline on first dispatch; activation Q/DQ nodes come in dozens).
+ */
+function perElementProgram(label: string, key: string, count: number, device: DeviceCaps, declarations: string[], bindings: Binding[],
+  body: (shapes: ShapeValues) => string): KernelProgram {
+  const shapes = new ShapeValues(device.isCpu);
+  const groups = Math.max(1, Math.ceil(count / WORKGROUP));
+  const x = Math.min(groups, device.limits.maxComputeWorkgroupsPerDimension);
+  const workgroups: [number, number, number] = [x, Math.ceil(groups / x), 1];
+  const prologue = `let idx = gid.x + gid.y * ${shapes.value(x * WORKGROUP, 'ROW')};\n  if (idx >= ${shapes.value(count, 'COUNT')}) { return; }`;
+  const text = body(shapes);
+  const params = shapes.binding();
+  const paramsDeclaration = shapes.declaration(bindings.length);
   const code = `${declarations.join('\n')}
+${paramsDeclaration}
 
 @compute @workgroup_size(${WORKGROUP}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  ${dispatch.prologue}
-  ${body}
+  ${shapes.loads().join('\n  ')}
+  ${prologue}
+  ${text}
 }
 `;
-  return { label, key: `${key} wg${WORKGROUP} [${dispatch.workgroups}]`, code, workgroups: dispatch.workgroups, bindings };
+  return { label, key: `${key} wg${WORKGROUP} ${shapes.key()}`, code, workgroups, bindings: params ? [...bindings, params] : bindings };
 }
 
 const dequantizeLinear: OpDefinition = {
@@ -132,8 +146,8 @@ const dequantizeLinear: OpDefinition = {
     bindings.push({ kind: 'output', index: 0 });
     const zp = zeroPoint ? ' - zero_point[s]' : '';
     return [perElementProgram(`DequantizeLinear ${layout.kind} [${x.shape}] (${ctx.node.name})`,
-      `DequantizeLinear ${layoutKey(layout)} zp${zeroPoint ? 1 : 0} n${count}`, count, declarations, bindings,
-      `let s = ${scaleIndexWgsl(layout, 'idx')};\n  y[idx] = f32(x[idx]${zp}) * scale[s];`)];
+      `DequantizeLinear ${layout.kind} zp${zeroPoint ? 1 : 0}`, count, ctx.device, declarations, bindings,
+      (shapes) => `let s = ${scaleIndexWgsl(layout, 'idx', shapes)};\n  y[idx] = f32(x[idx]${zp}) * scale[s];`)];
   },
 };
 
@@ -171,8 +185,8 @@ const quantizeLinear: OpDefinition = {
     const zp = zeroPoint ? ' + f32(zero_point[s])' : '';
     // NaN compares false both ways and lands on 0 through select, as the host fold does
     return [perElementProgram(`QuantizeLinear ${layout.kind} [${x.shape}] → ${output} (${ctx.node.name})`,
-      `QuantizeLinear ${layoutKey(layout)} zp${zeroPoint ? 1 : 0} ${output} n${count}`, count, declarations, bindings,
-      `let s = ${scaleIndexWgsl(layout, 'idx')};
+      `QuantizeLinear ${layout.kind} zp${zeroPoint ? 1 : 0} ${output}`, count, ctx.device, declarations, bindings,
+      (shapes) => `let s = ${scaleIndexWgsl(layout, 'idx', shapes)};
   let q = round(x[idx] / scale[s])${zp};
   y[idx] = select(0, i32(clamp(q, ${lo}.0, ${hi}.0)), q == q);`)];
   },
@@ -250,11 +264,11 @@ fn main(@builtin(local_invocation_index) li: u32) {
       bindings: [{ kind: 'input', index: 0 }, { kind: 'output', index: 1 }, { kind: 'output', index: 2 }],
     };
     if (count === 0) return [range];
-    const quantize = perElementProgram(`DynamicQuantizeLinear [${x.shape}] (${ctx.node.name})`, `DynamicQuantizeLinear quantize n${count}`, count,
+    const quantize = perElementProgram(`DynamicQuantizeLinear [${x.shape}] (${ctx.node.name})`, 'DynamicQuantizeLinear quantize', count, ctx.device,
       [storageBinding(0, 'x', 'f32', 'read'), storageBinding(1, 'y_scale', 'f32', 'read'), storageBinding(2, 'y_zero_point', 'i32', 'read'),
         storageBinding(3, 'y', 'i32', 'read_write')],
       [{ kind: 'input', index: 0 }, { kind: 'output', index: 1 }, { kind: 'output', index: 2 }, { kind: 'output', index: 0 }],
-      `let q = round(x[idx] / y_scale[0]) + f32(y_zero_point[0]);\n  y[idx] = select(0, i32(clamp(q, 0.0, 255.0)), q == q);`);
+      () => `let q = round(x[idx] / y_scale[0]) + f32(y_zero_point[0]);\n  y[idx] = select(0, i32(clamp(q, 0.0, 255.0)), q == q);`);
     return [range, quantize];
   },
 };

@@ -10,6 +10,7 @@
 import { EdgerunError } from '../errors.ts';
 import { Attributes } from '../graph/attributes.ts';
 import { elementCount, isFloatDType, type DType, type TensorType } from '../graph/ir.ts';
+import type { ShapeValues } from './shader-util.ts';
 import type { OpContext } from './types.ts';
 
 export type QuantLayoutKind = 'tensor' | 'axis' | 'block';
@@ -108,19 +109,23 @@ export function scaleIndexOf(layout: QuantLayout, i: number): number {
   }
 }
 
-/** The WGSL u32 expression of the scale index of flat element `i` (a u32 expression). */
-export function scaleIndexWgsl(layout: QuantLayout, i: string): string {
-  const { inner, axisSize, scaleAxisSize, blockSize } = layout;
+/**
+ * The WGSL u32 expression of the scale index of flat element `i` (a u32 expression); the layout's sizes go
+ * through `shapes` (baked, or read from the params buffer on CPU adapters).
+ */
+export function scaleIndexWgsl(layout: QuantLayout, i: string, shapes: ShapeValues): string {
   switch (layout.kind) {
     case 'tensor': return '0u';
-    case 'axis': return `((${i} / ${inner}u) % ${axisSize}u)`;
-    case 'block':
-      return `((((${i}) / ${axisSize * inner}u) * ${scaleAxisSize}u + ((${i}) / ${inner}u) % ${axisSize}u / ${blockSize}u) * ${inner}u + (${i}) % ${inner}u)`;
+    case 'axis': return `((${i} / ${shapes.value(layout.inner, 'INNER')}) % ${shapes.value(layout.axisSize, 'AXIS')})`;
+    case 'block': {
+      const inner = shapes.value(layout.inner, 'INNER');
+      const axisSize = shapes.value(layout.axisSize, 'AXIS');
+      const span = shapes.value(layout.axisSize * layout.inner, 'SPAN');
+      const blocks = shapes.value(layout.scaleAxisSize, 'BLOCKS');
+      const block = shapes.value(layout.blockSize, 'BLOCK');
+      return `((((${i}) / ${span}) * ${blocks} + ((${i}) / ${inner}) % ${axisSize} / ${block}) * ${inner} + (${i}) % ${inner})`;
+    }
   }
-}
-
-export function layoutKey(layout: QuantLayout): string {
-  return `${layout.kind} a${layout.axis} blk${layout.blockSize} n${layout.axisSize} in${layout.inner}`;
 }
 
 /** Round half to even, as QuantizeLinear rounds. */

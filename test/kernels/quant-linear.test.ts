@@ -86,3 +86,15 @@ t.test('MatMulInteger with a constant B keeps it packed (4 bytes per word) and u
   t.ok(constantBytes <= 64 * 32 + 32 * 8 + 64, `constants ${constantBytes} B: the int8 weights packed, plus per-column sums`);
   t.equal(programs[0].label.includes('dot4'), caps.features.has('wgsl:packed_4x8_integer_dot_product'), programs[0].label);
 });
+
+t.test('Q/DQ nodes of one structure share a pipeline on CPU adapters and get their shapes baked on GPUs', async (t) => {
+  const dq = (dims: number[], isCpu: boolean): SingleOpCase => ({
+    opType: 'DequantizeLinear', opset: 13, device: { isCpu },
+    inputs: [randomInts('uint8', dims, 70, 0, 255), randomTensor([dims[1]], 71, 0.01, 0.1), randomInts('uint8', [dims[1]], 72, 0, 255)], constantInputs: [1, 2],
+  });
+  const key = async (c: SingleOpCase) => (await buildSingleOp(c)).programs[0].key;
+  t.equal(await key(dq([2, 3, 4], true)), await key(dq([5, 7, 2], true)), 'one CPU pipeline for both shapes');
+  t.not(await key(dq([2, 3, 4], false)), await key(dq([5, 7, 2], false)), 'GPU keys name the baked shapes');
+  const [gpu] = await runSingleOpOnGpu(dq([5, 7, 2], true));
+  t.equal(difference(gpu, foldCase(dq([5, 7, 2], true))[0], EXACT), null, 'the params-driven kernel computes the same values');
+});
