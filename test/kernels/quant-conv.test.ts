@@ -1,3 +1,8 @@
+/**
+ * edgerun.QConv kernels through the kernel harness on the real adapter, against onnxruntime running Conv on
+ * the weights dequantized exactly as DequantizeLinear does; plus what the GPU holds, coded errors and keys.
+ * End-to-end models (the fuse-dequant pass making the QConvs): quant-conv-models.test.ts.
+ */
 import t from 'tap';
 import { isEdgerunError } from '../../daemon/errors.ts';
 import type { DType, Tensor } from '../../daemon/graph/ir.ts';
@@ -24,7 +29,7 @@ interface QCase {
 const RANGE: Record<WeightDType, [number, number]> = { int8: [-128, 127], uint8: [0, 255], int4: [-8, 7], uint4: [0, 15] };
 
 // Small shapes (lavapipe compiles each kernel in seconds) covering every path: the pointwise GEMM (vec4 and
-// scalar pixels, partial channel tiles), the direct conv (k×k, strides, pads, dilations, groups, depthwise),
+// scalar pixels, partial channel tiles), the GEMV for maps of at most 4 pixels, the direct conv (k×k, strides, pads, dilations, groups, depthwise),
 // every weight dtype, per-tensor / per-channel / block scales with and without zero points, one block and
 // several blocks (with a partial last block).
 const cases: QCase[] = [
