@@ -43,6 +43,8 @@ export interface CompiledModel {
     /** MatMul/Gemm/MatMulNBits and Conv nodes that run on packed quantized weights. */
     quantizedMatMuls: number;
     quantizedConvs: number;
+    /** QuantizeLinear → DequantizeLinear activation pairs run as fused elementwise arithmetic. */
+    activationQdqPairs: number;
     compileMs: number;
   };
   nodeInfo: { name: string; opType: string; flops: number }[];
@@ -54,7 +56,7 @@ export function compileModel(model: Model, options: CompileOptions): CompiledMod
   const started = performance.now();
   const { graph } = model;
   const fuse = options.fuse ?? true;
-  const dequant = fuse ? fuseDequantize(graph, model.opsets) : { graph, quantizedMatMuls: 0, quantizedConvs: 0 };
+  const dequant = fuse ? fuseDequantize(graph, model.opsets) : { graph, quantizedMatMuls: 0, quantizedConvs: 0, activationQdqPairs: 0 };
   const analyzed = analyzeGraph(dequant.graph, model.opsets, options.inputShapes);
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
   let batchNormsFolded = 0;
@@ -99,6 +101,7 @@ export function compileModel(model: Model, options: CompileOptions): CompiledMod
       fusedEpilogues,
       quantizedMatMuls: dequant.quantizedMatMuls,
       quantizedConvs: dequant.quantizedConvs,
+      activationQdqPairs: dequant.activationQdqPairs,
       compileMs: performance.now() - started,
     },
     nodeInfo: planned.nodeInfo,

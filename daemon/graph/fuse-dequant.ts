@@ -6,6 +6,10 @@
  *  - DequantizeLinear(constant) whose every consumer takes it as Conv's weight → edgerun.QConv.
  * A DequantizeLinear constant with any other consumer (a bias, a Gather, a graph output) is left alone and
  * folds normally. The fused kernels keep the weights packed on the GPU (kernels/quant-weights.ts).
+ * Static activation quantization — QuantizeLinear → DequantizeLinear with per-tensor constant scales and zero
+ * points — becomes the elementwise chain Div, Round, Add, Clip, Sub, Mul (the same arithmetic: round half to
+ * even, saturation), which the elementwise pass then fuses, usually into the producing conv's epilogue: no
+ * dispatch of its own and no int tensor in memory.
  *
  * Node contracts:
  *  edgerun.QMatMul — inputs: 0 A [..., K] float; 1 B [K, N] int8|uint8|int4|uint4 (constant); 2 scale (float32
@@ -31,6 +35,8 @@ export interface DequantFusionResult {
   graph: Graph;
   quantizedMatMuls: number;
   quantizedConvs: number;
+  /** QuantizeLinear → DequantizeLinear activation pairs turned into elementwise chains. */
+  activationQdqPairs: number;
 }
 
 /** The domain's opset (ai.onnx for ''), as the op definitions see it. */
@@ -78,10 +84,16 @@ class Rewriter {
     this.taken = new Set([...graph.initializers.keys(), ...graph.inputs.map((i) => i.name), ...graph.nodes.flatMap((n) => n.outputs)]);
   }
 
-  constant(name: string, tensor: Tensor): string {
-    let unique = name;
-    for (let i = 1; this.taken.has(unique); i++) unique = `${name}_${i}`;
+  /** A value name not used anywhere in the graph. */
+  name(base: string): string {
+    let unique = base;
+    for (let i = 1; this.taken.has(unique); i++) unique = `${base}_${i}`;
     this.taken.add(unique);
+    return unique;
+  }
+
+  constant(name: string, tensor: Tensor): string {
+    const unique = this.name(name);
     this.initializers.set(unique, tensor);
     return unique;
   }
@@ -188,6 +200,46 @@ function qmatmulForNBits(node: Node, opsets: Map<string, number>, constants: Map
   };
 }
 
+const QUANT_RANGES: Record<string, [number, number]> = { uint8: [0, 255], int8: [-128, 127], uint16: [0, 65535], int16: [-32768, 32767], uint4: [0, 15], int4: [-8, 7] };
+
+function scalarOf(constants: Map<string, Tensor>, name: string | undefined): Tensor | null {
+  if (!name) return null;
+  const t = constants.get(name);
+  return t && t.data.length === 1 ? t : null;
+}
+
+/**
+ * The elementwise chain replacing QuantizeLinear(x) → DequantizeLinear with per-tensor constants, or null.
+ * Nodes are in domain 'edgerun' (standard ops with their latest semantics: Clip takes min/max inputs).
+ */
+function fakeQuantChain(q: Node, dq: Node, constants: Map<string, Tensor>, rewriter: Rewriter): Node[] | null {
+  const qScale = scalarOf(constants, q.inputs[1]);
+  const dqScale = scalarOf(constants, dq.inputs[1]);
+  const qZero = q.inputs[2] ? scalarOf(constants, q.inputs[2]) : null;
+  const dqZero = dq.inputs[2] ? scalarOf(constants, dq.inputs[2]) : null;
+  if (!qScale || !dqScale || qScale.dtype !== 'float32' || dqScale.dtype !== 'float32') return null;
+  if ((q.inputs[2] && !qZero) || (dq.inputs[2] && !dqZero)) return null;
+  const outputType = new Attributes(q).int('output_dtype', 0);
+  if (outputType !== 0 || q.attributes.has('block_size') && new Attributes(q).int('block_size', 0) !== 0) return null;
+  const range = QUANT_RANGES[qZero?.dtype ?? 'uint8'];
+  if (!range || (dqZero && dqZero.dtype !== (qZero?.dtype ?? 'uint8'))) return null;
+  const scalar = (name: string, value: number) => rewriter.constant(`${q.name}::${name}`, makeTensor('float32', [], Float32Array.of(value)));
+  const nodes: Node[] = [];
+  let value = q.inputs[0];
+  const push = (opType: string, extra: string[], output?: string) => {
+    const out = output ?? rewriter.name(`${q.outputs[0]}::${opType.toLowerCase()}`);
+    nodes.push({ name: rewriter.name(`${q.name}::${opType.toLowerCase()}`), opType, domain: 'edgerun', inputs: [value, ...extra], outputs: [out], attributes: new Map() });
+    value = out;
+  };
+  push('Div', [scalar('scale', qScale.data[0])]);
+  push('Round', []);
+  if (qZero && qZero.data[0] !== 0) push('Add', [scalar('zero_point', qZero.data[0])]);
+  push('Clip', [scalar('min', range[0]), scalar('max', range[1])]);
+  if (dqZero && dqZero.data[0] !== 0) push('Sub', [scalar('dq_zero_point', dqZero.data[0])]);
+  push('Mul', [scalar('dq_scale', dqScale.data[0])], dq.outputs[0]);
+  return nodes;
+}
+
 export function fuseDequantize(graph: Graph, opsets: Map<string, number>): DequantFusionResult {
   const constants = knownConstants(graph);
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
@@ -201,8 +253,23 @@ export function fuseDequantize(graph: Graph, opsets: Map<string, number>): Dequa
   const convFusable = findOp('edgerun', 'QConv') !== undefined;
   let quantizedMatMuls = 0;
   let quantizedConvs = 0;
+  let activationQdqPairs = 0;
+  const expanded = new Map<Node, Node[]>();
 
   for (const node of graph.nodes) {
+    if (node.domain === '' && node.opType === 'QuantizeLinear' && !graphOutputs.has(node.outputs[0])) {
+      const users = consumers.get(node.outputs[0]) ?? [];
+      const [dq] = users;
+      if (users.length === 1 && dq.domain === '' && dq.opType === 'DequantizeLinear' && dq.inputs[0] === node.outputs[0] && !removed.has(dq)) {
+        const chain = fakeQuantChain(node, dq, constants, rewriter);
+        if (chain) {
+          expanded.set(node, chain);
+          removed.add(dq);
+          activationQdqPairs++;
+        }
+      }
+      continue;
+    }
     if (node.domain === 'com.microsoft' && node.opType === 'MatMulNBits') {
       const fused = qmatmulForNBits(node, opsets, constants, rewriter);
       if (fused) {
@@ -239,6 +306,6 @@ export function fuseDequantize(graph: Graph, opsets: Map<string, number>): Dequa
     });
     removed.add(node);
   }
-  const nodes = graph.nodes.filter((node) => !removed.has(node)).map((node) => replaced.get(node) ?? node);
-  return { graph: { ...graph, nodes, initializers: rewriter.initializers }, quantizedMatMuls, quantizedConvs };
+  const nodes = graph.nodes.filter((node) => !removed.has(node)).flatMap((node) => expanded.get(node) ?? [replaced.get(node) ?? node]);
+  return { graph: { ...graph, nodes, initializers: rewriter.initializers }, quantizedMatMuls, quantizedConvs, activationQdqPairs };
 }

@@ -148,6 +148,37 @@ t.test('DequantizeLinear → Conv becomes edgerun.QConv with the contract inputs
   t.ok(maxAbs <= 1e-4, `the compiled QConv matches onnxruntime: max |Δ| ${maxAbs.toExponential(2)} ≤ 1e-4`);
 });
 
+t.test('static activation QuantizeLinear → DequantizeLinear becomes arithmetic fused into the producing conv, matching onnxruntime', async (t) => {
+  const bytes = new ModelBuilder({ opset: 21 })
+    .input('x', 'float32', [1, 3, 6, 6])
+    .initializer('w0', 'float32', [4, 3, 3, 3], floats(108, 80, -0.5, 0.5))
+    .node('Conv', ['x', 'w0'], ['c0'], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] }, { name: 'conv0' })
+    .node('Relu', ['c0'], ['r0'])
+    .initializer('sa', 'float32', [], [0.02])
+    .initializer('za', 'uint8', [], [3])
+    .node('QuantizeLinear', ['r0', 'sa', 'za'], ['q0'], {}, { name: 'quantize_act' })
+    .node('DequantizeLinear', ['q0', 'sa', 'za'], ['d0'], {}, { name: 'dequantize_act' })
+    .initializer('qw', 'int8', [5, 4, 1, 1], ints(20, 81, -127, 127))
+    .initializer('sw', 'float32', [5], floats(5, 82, 0.001, 0.01))
+    .node('DequantizeLinear', ['qw', 'sw'], ['w1'], { axis: 0 })
+    .node('Conv', ['d0', 'w1'], ['y'], { kernel_shape: [1, 1] }, { name: 'conv1' })
+    .output('y', 'float32', [1, 5, 6, 6])
+    .toBytes();
+  const engine = await sharedEngine();
+  const model = decodeModel(bytes);
+  const compiled = compileModel(model, { inputShapes: new Map([['x', [1, 3, 6, 6]]]), caps: engine.runtime.caps });
+  t.equal(compiled.stats.activationQdqPairs, 1);
+  t.same(compiled.nodeInfo.map((n) => n.opType), ['Conv', 'QConv'], 'Relu, quantize and dequantize all run in conv0\'s epilogue');
+  const x = randomTensor([1, 3, 6, 6], 83, 0, 1);
+  const session = await engine.loadModel(model, { inputShapes: new Map([['x', [1, 3, 6, 6]]]) });
+  const ours = (await session.run(new Map([['x', x]]))).outputs.get('y')!.data;
+  await session.close();
+  const expected = (await ortAsWritten(bytes, { x })).y;
+  let maxAbs = 0;
+  for (let i = 0; i < ours.length; i++) maxAbs = Math.max(maxAbs, Math.abs(ours[i] - expected[i]));
+  t.ok(maxAbs <= 1e-5, `max |Δ| ${maxAbs.toExponential(2)} ≤ 1e-5`);
+});
+
 t.test('an INT4 model occupies about its packed size in GPU memory', async (t) => {
   const K = 512;
   const N = 512;
