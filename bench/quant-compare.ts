@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const command = `node --import tsx bench/quant-compare.ts --tasks ${values.tasks} --recipes ${values.recipes} --runs ${values.runs} --engines ${values.engines}`;
   if (values['from-rows']) {
     const rows: CompareRow[] = [];
-    for (const file of values['from-rows'].split(',')) rows.push(...(JSON.parse(await fs.readFile(file, 'utf8')) as CompareRow[]));
+    for (const file of values['from-rows'].split(',')) rows.push(...(JSON.parse(await fs.readFile(file, 'utf8')) as CompareRow[]).map((row) => ({ ...row, label: path.basename(row.path) })));
     process.stdout.write(`${compareTable(rows)}\n`);
     if (values['write-docs']) await writeDocsSection(values.docs, compareSection(rows, command));
     return;

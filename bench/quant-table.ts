@@ -182,7 +182,8 @@ export async function compareModels(options: CompareOptions): Promise<CompareRow
   const rows: CompareRow[] = [];
   try {
     for (const { item, pkg, task } of resolved) {
-      const label = pkg.kind === 'bare' ? path.basename(item.path) : `${pkg.name}@${pkg.version}`;
+      // The folder name tells packages of one model apart (compress gives them all the source model's name).
+      const label = path.basename(path.resolve(item.path));
       const row: CompareRow = {
         label, path: item.path, kind: pkg.kind, task, precision: recipeName(pkg), modelBytes: await modelBytes(pkg),
         latencyMs: {}, latencyErrors: [], accuracy: { task: 'none' }, peakRssBytes: {},
