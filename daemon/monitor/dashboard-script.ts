@@ -141,9 +141,22 @@ export const MONITOR_SCRIPT = String.raw`
     { id: 'accuracy', title: 'Accuracy (agreement)', field: 'accuracy', yMax: 1, yFormat: function (v) { return (v * 100).toFixed(0) + '%'; } },
   ];
 
+  var MAX_LINES = 12;
+
+  function total(line) { return line.points.reduce(function (n, p) { return n + p.requests; }, 0); }
+
   function renderCharts(id, data) {
     var node = body(id);
     if (data.series.length === 0) { node.appendChild(el('div', 'No telemetry in this window.', 'empty')); return; }
+    // Past a dozen lines a chart is unreadable: the busiest are drawn, and the filters above reach the rest.
+    var lines = data.series.slice().sort(function (a, b) { return total(b) - total(a); }).slice(0, MAX_LINES)
+      .sort(function (a, b) { return a.key < b.key ? -1 : a.key > b.key ? 1 : 0; });
+    if (lines.length < data.series.length) {
+      var note = el('div', 'Showing the ' + lines.length + ' busiest of ' + data.series.length + '; choose a model or device above for the others.', 'empty');
+      note.style.gridColumn = '1 / -1';
+      node.appendChild(note);
+    }
+    data = { since: data.since, until: data.until, bucketMs: data.bucketMs, series: lines };
     METRICS.forEach(function (metric) {
       var box = el('div');
       box.id = id + '-' + metric.id;
