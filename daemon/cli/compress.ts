@@ -87,6 +87,7 @@ export async function compressCommand(args: string[], io: CliIO): Promise<number
     force: values.force === true,
     progress: streamProgress(io.stderr as NodeJS.WritableStream & { isTTY?: boolean }),
   });
+  for (const warning of report.warnings) io.stderr.write(`edgerun compress: warning: ${warning}\n`);
   if (values.json) {
     io.stdout.write(`${JSON.stringify({ out, name: report.name, version: report.version, recipe: report.recipe.name, sizes: report.sizes,
       precisionCounts: report.precisionCounts, outputError: report.outputError, targets: report.targets.filter((t) => t.fits).map((t) => t.target),

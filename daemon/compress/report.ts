@@ -23,12 +23,14 @@ export interface CompressReport {
   targets: TargetFit[];
   calibrationSamples: number;
   timingsMs: Record<string, number>;
+  /** What the user should know about this run (e.g. INT4 without calibration). */
+  warnings: string[];
 }
 
 export function buildReport(args: {
   name: string; version: string; source: string; recipe: Recipe; task?: string; result: CompressResult;
   eval: { metric: string; tolerance?: number; threshold: number }; targets: TargetFit[]; calibrationSamples: number;
-  timingsMs: Record<string, number>;
+  timingsMs: Record<string, number>; warnings: string[];
 }): CompressReport {
   const { result } = args;
   const sensitivity = new Map((result.mixed?.sensitivity ?? []).map((s) => [s.layer, s]));
@@ -76,6 +78,7 @@ export function buildReport(args: {
     targets: args.targets,
     calibrationSamples: args.calibrationSamples,
     timingsMs: args.timingsMs,
+    warnings: args.warnings,
   };
 }
 
@@ -88,6 +91,7 @@ export function reportMarkdown(r: CompressReport): string {
     '',
     `Source: \`${r.source}\` · recipe: \`${String(r.recipe.name)}\`${r.task ? ` · task: \`${r.task}\`` : ''} · calibration samples: ${r.calibrationSamples}`,
     '',
+    ...r.warnings.map((w) => `> **Warning:** ${w}\n`),
     '## Sizes',
     '',
     '| | bytes | |',

@@ -140,9 +140,14 @@ export async function runCompress(options: CompressOptions): Promise<CompressOut
   const fits = profiles.map((p) => checkFit(p, { modelBytes: result.modelBytes.length, usesFp16 }));
   const precision = Object.fromEntries(result.layers.map((l) => [l.layer.name, l.precision]));
 
+  const warnings: string[] = [];
+  if (calibration.length === 0 && recipe.weights.bits === 4) {
+    warnings.push('INT4 without --calib is round-to-nearest, which can destroy accuracy (PP-OCRv4 rec: −86 pt on degraded lines); give --calib DIR');
+  }
+  if (calibration.length === 0 && recipe.biasCorrection) warnings.push('bias correction needs --calib; it was skipped');
   const report = buildReport({
     name, version, source: path.basename(options.model), recipe, task: options.task, result, eval: evalChoice, targets: fits,
-    calibrationSamples: calibration.length, timingsMs: { ...result.timingsMs },
+    calibrationSamples: calibration.length, timingsMs: { ...result.timingsMs }, warnings,
   });
   report.timingsMs.total = performance.now() - started;
   await writePackage(options.out, {

@@ -108,6 +108,13 @@ t.test('--target picks the recommended recipe and the manifest lists the targets
   t.equal(manifest.eval!.metric, 'argmax');
 });
 
+t.test('INT4 without calibration warns that it is round-to-nearest', async (t) => {
+  const { code, err } = await edgerun('compress', convModel, '--recipe', 'int4', '--out', path.join(dir, 'pkg-int4-uncalibrated'));
+  t.equal(code, 0, err);
+  t.match(err, /warning: INT4 without --calib is round-to-nearest/);
+  t.match(await fs.readFile(path.join(dir, 'pkg-int4-uncalibrated', 'report.md'), 'utf8'), /Warning:\*\* INT4 without --calib/);
+});
+
 t.test('a recipe file with MatMulNBits on a dynamic-batch model: eval cases from --eval, batches split', async (t) => {
   const model = path.join(dir, 'mlp.onnx');
   await fs.writeFile(model, mlpModel());
