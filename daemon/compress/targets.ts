@@ -3,13 +3,22 @@
  * expected to have, the largest model it should get, and the recipe the selection guide recommends. `--target`
  * names a profile (or a path to a profile file); a package records every built-in target it fits.
  */
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject } from 'ajv';
 import { EdgerunError } from '../errors.ts';
 
-export const TARGETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../targets');
+/** The package's top-level targets/ folder, found above this module both from source and compiled under dist/. */
+export const TARGETS_DIR = findTargetsDir(path.dirname(fileURLToPath(import.meta.url)));
+
+function findTargetsDir(start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'targets'))) return path.join(dir, 'targets');
+    if (path.dirname(dir) === dir) return path.resolve(start, '../../targets');
+  }
+}
 
 export interface TargetProfile {
   name: string;
