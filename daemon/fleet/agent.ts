@@ -168,6 +168,8 @@ export class FleetAgent implements AgentContext {
     const client = mqtt.connect(fleet.broker, options);
     this.mqttClient = client;
     client.on('connect', (connack) => {
+      // The chunk handler writes a PUBACK and an acknowledgement back to back: Nagle would hold the second ~40 ms.
+      (client.stream as { setNoDelay?: (noDelay: boolean) => unknown } | undefined)?.setNoDelay?.(true);
       this.log.info({ broker: fleet.broker, deviceId: this.deviceId, sessionPresent: connack.sessionPresent }, 'connected to the fleet broker');
       this.publishStatus();
       const wanted = [...this.subscriptions, ...[...this.active.values()].map((a) => topics.chunkWildcard(this.prefix, a.transferId))];

@@ -156,9 +156,9 @@ export interface TransferAck {
  */
 export const PACING = {
   /** The lead is this fraction of the transfer… */
-  leadFraction: 0.03,
-  /** …but at least this many bytes (one round trip's worth on a fast link)… */
-  minLeadBytes: 256 * 1024,
+  leadFraction: 0.02,
+  /** …but at least this many bytes (a round trip's worth on a fast link)… */
+  minLeadBytes: 192 * 1024,
   /** …and at most this many. */
   maxLeadBytes: 16 * 1024 * 1024,
   /** A device acknowledges at least every 1 % of the chunks, and at least every this many bytes. */

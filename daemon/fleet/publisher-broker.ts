@@ -95,6 +95,31 @@ async function connectWith(url: string, options: OperatorConnectOptions, protoco
   return client;
 }
 
+/**
+ * A second connection to the broker `client` is connected to (same address, protocol version and credentials).
+ * The chunk stream reads the devices' acknowledgements on one of these: on the chunk connection they queue behind
+ * the broker's small PUBACK writes, which Mosquitto (TCP_NODELAY off by default) holds back until our delayed TCP
+ * ACK, ~40 ms a round, and a paced stream moves one bounded lead per round.
+ */
+export async function connectCompanion(client: MqttClient, clientIdPrefix: string): Promise<MqttClient> {
+  const { protocol, hostname, host, port, path, username, password, connectTimeout } = client.options;
+  const url = new URL(`${protocol ?? 'mqtt'}://${hostname ?? host ?? 'localhost'}`);
+  if (port) url.port = String(port);
+  if (path && /^wss?$/.test(protocol ?? '')) url.pathname = path;
+  if (username) url.username = username;
+  if (password) url.password = password.toString();
+  const companion = await connectOperator(url.toString(), { clientIdPrefix, ...(connectTimeout ? { connectTimeoutMs: connectTimeout } : {}) });
+  noDelay(companion);
+  companion.on('connect', () => noDelay(companion));
+  return companion;
+}
+
+/** Small control messages (acknowledgements, PUBACKs) go out at once rather than waiting on Nagle's algorithm. */
+export function noDelay(client: MqttClient): void {
+  const socket = client.stream as { setNoDelay?: (noDelay: boolean) => unknown } | undefined;
+  socket?.setNoDelay?.(true);
+}
+
 /** The broker's receive maximum (MQTT 5 CONNACK): how many QoS 1 publishes may await PUBACK at once. */
 export function brokerReceiveMaximum(client: MqttClient): number | undefined {
   // mqtt.js keeps the CONNACK in a field its typings mark private.

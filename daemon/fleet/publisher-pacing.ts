@@ -53,8 +53,9 @@ export class TransferPacer {
     if (this.finished.has(deviceId)) return;
     const device = this.paced.get(deviceId);
     if (device) {
-      if (contiguous > device.contiguous) device.movedAt = now;
-      // A device that restarted from a bitmap whose tail a power loss undid may go back: it is asked for what it lacks.
+      // Acknowledgements come in on two connections (publisher.ts), so an older one may follow a newer one.
+      if (contiguous <= device.contiguous) return;
+      device.movedAt = now;
       device.contiguous = contiguous;
     } else {
       const leftAt = this.left.get(deviceId);

@@ -14,6 +14,7 @@
  *
  * The chunk stream is paced on the devices' acknowledgements (publisher-pacing.ts): it runs at most a bounded lead
  * ahead of the slowest device still downloading, so a broker that dies without saving loses at most that lead.
+ * The acknowledgements come in on a connection of their own (connectCompanion says why).
  */
 import crypto from 'node:crypto';
 import type { MqttClient } from 'mqtt';
@@ -22,7 +23,7 @@ import { logger } from '../log.ts';
 import { ChunkSender, type ChunkSenderStats, DEFAULT_SEND_WINDOW } from './chunk-sender.ts';
 import { parseChunkRequest, parseDeploymentProgress, parseDeviceStatus, parseJsonPayload, parseTransferAck } from './messages.ts';
 import { onlineGroupMembers, readFleet } from './fleet-view.ts';
-import { brokerReceiveMaximum } from './publisher-broker.ts';
+import { brokerReceiveMaximum, connectCompanion } from './publisher-broker.ts';
 import type { DeployTarget } from './publisher-options.ts';
 import { buildDeploymentManifest, type PackageSource } from './publisher-package.ts';
 import { DEFAULT_PACING_STALL_MS, TransferPacer } from './publisher-pacing.ts';
@@ -33,6 +34,8 @@ import { type SigningKey, signPayload } from './signing.ts';
 export const DEFAULT_START_GRACE_MS = 5_000;
 /** After a broker reconnect, how long chunks wait for the devices still downloading to announce themselves again. */
 export const DEFAULT_REANNOUNCE_GRACE_MS = 3_000;
+/** How long after a device's will the chunk stream stops waiting on it (a broker shutting down sends every will). */
+export const OFFLINE_DROP_DELAY_MS = 1_000;
 /** How long publish and rollout collect retained device statuses at most. */
 export const DEFAULT_FLEET_WAIT_MS = 2_000;
 
@@ -77,6 +80,9 @@ export class Deployment {
   private readonly requestTopic: string;
   private readonly ackTopic: string;
   private stallTimer: NodeJS.Timeout | undefined;
+  private readonly offlineTimers = new Map<string, NodeJS.Timeout>();
+  /** A second connection that receives acknowledgements sooner (connectCompanion), or `client` when none could be opened. */
+  private ackClient: MqttClient | null = null;
   /** `{prefix}/devices/`: progress and status topics start with it. */
   private readonly devicesPrefix: string;
   private started = false;
@@ -117,6 +123,7 @@ export class Deployment {
         const ack = parseTransferAck(parseJsonPayload(payload, topic), topic);
         const device = this.tracker.devices.get(ack.deviceId);
         if (ack.transferId === this.options.manifest.transferId && (!device || outcomeOf(device) === 'pending')) {
+          this.cameBack(ack.deviceId);
           this.pacer.acknowledged(ack.deviceId, ack.contiguousChunks);
         }
       } else if (topic.startsWith(this.devicesPrefix) && topic.endsWith('/progress') && payload.length > 0) {
@@ -126,10 +133,8 @@ export class Deployment {
         if (progress.state !== 'accepted' && progress.state !== 'downloading') this.pacer.drop(progress.deviceId, 'finished');
       } else if (topic.startsWith(this.devicesPrefix) && topic.endsWith('/status') && payload.length > 0) {
         const status = parseDeviceStatus(parseJsonPayload(payload, topic), topic);
-        // A will arrives live (not retained): the device is gone, the stream no longer waits on it.
-        if (!status.online && !packet.retain && this.pacer.drop(status.deviceId, 'offline')) {
-          this.log.info({ deviceId: status.deviceId }, 'a device went offline; the chunk stream no longer waits on it');
-        }
+        if (!status.online && !packet.retain) this.wentOffline(status.deviceId);
+        if (status.online) this.cameBack(status.deviceId);
         if (this.awaitingAnnounce.size > 0 && status.online && (!packet.retain || Date.parse(status.at) >= this.disconnectedAt)) this.announced(status.deviceId);
       }
     } catch (error) {
@@ -139,7 +144,29 @@ export class Deployment {
 
   private readonly onClose = (): void => {
     this.disconnectedAt = Math.min(this.disconnectedAt, Date.now());
+    // A broker that shuts down publishes its clients' wills: those devices did not go anywhere.
+    for (const timer of this.offlineTimers.values()) clearTimeout(timer);
+    this.offlineTimers.clear();
   };
+
+  /**
+   * A will arrived live: unless the broker turns out to be going down (our own connection closes) or the device
+   * is back within OFFLINE_DROP_DELAY_MS, the stream stops waiting on it; its session keeps what follows.
+   */
+  private wentOffline(deviceId: string): void {
+    clearTimeout(this.offlineTimers.get(deviceId));
+    this.offlineTimers.set(deviceId, setTimeout(() => {
+      this.offlineTimers.delete(deviceId);
+      if (this.options.client.connected && this.pacer.drop(deviceId, 'offline')) {
+        this.log.info({ deviceId }, 'a device went offline; the chunk stream no longer waits on it');
+      }
+    }, OFFLINE_DROP_DELAY_MS));
+  }
+
+  private cameBack(deviceId: string): void {
+    clearTimeout(this.offlineTimers.get(deviceId));
+    this.offlineTimers.delete(deviceId);
+  }
 
   private readonly onReconnect = (): void => {
     if (!this.started) return;
@@ -186,6 +213,16 @@ export class Deployment {
     client.on('message', this.onMessage);
     client.on('close', this.onClose);
     client.on('connect', this.onReconnect);
+    this.ackClient = await connectCompanion(client, 'edgerun-acks').catch((error: unknown) => {
+      this.log.warn({ err: error }, 'no second broker connection for acknowledgements; they share the chunk connection');
+      return client;
+    });
+    if (this.ackClient !== client) {
+      this.ackClient.on('message', this.onMessage);
+      await this.ackClient.subscribeAsync(this.ackTopic, { qos: 1 });
+    }
+    // Acknowledgements on the chunk connection too: there they arrive in order with the same device's progress
+    // reports, so the first pass never starts on a report whose acknowledgement is still on its way.
     await client.subscribeAsync([this.requestTopic, this.ackTopic, topics.allProgress(prefix), topics.allStatus(prefix)], { qos: 1 });
     const envelope = JSON.stringify(signPayload(manifest, key));
     await Promise.all(deployTopics.map((topic) => client.publishAsync(topic, envelope, { qos: 1, retain: true })));
@@ -242,7 +279,14 @@ export class Deployment {
     client.off('connect', this.onReconnect);
     clearTimeout(this.announceTimer);
     clearInterval(this.stallTimer);
+    for (const timer of this.offlineTimers.values()) clearTimeout(timer);
+    this.offlineTimers.clear();
     this.sender.close();
+    if (this.ackClient && this.ackClient !== client) {
+      this.ackClient.off('message', this.onMessage);
+      await this.ackClient.endAsync().catch(() => undefined);
+    }
+    this.ackClient = null;
     if (client.connected) {
       await client.unsubscribeAsync([this.requestTopic, this.ackTopic]).catch(() => undefined);
       await this.clearRetained().catch((error: unknown) => this.log.warn({ err: error }, 'could not clear the retained manifest'));
