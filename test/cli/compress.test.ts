@@ -33,10 +33,14 @@ async function edgerun(...args: string[]): Promise<{ code: number; out: string; 
   return { code, out, err };
 }
 
-/** Runs model.onnx on every eval case and measures agreement with the reference outputs, as the daemon's gate does. */
-async function gateAgreement(pkgDir: string): Promise<number> {
+/**
+ * Runs model.onnx on every eval case and measures agreement with the reference outputs, as the daemon's gate does:
+ * with onnxruntime's optimizations (the daemon's CPU engine) or without (the exact ONNX semantics a runtime that
+ * dequantizes exactly computes).
+ */
+async function gateAgreement(pkgDir: string, optimization: 'all' | 'disabled' = 'all'): Promise<number> {
   const pkg = await readPackage(pkgDir);
-  const session = await OrtModel.open(new Uint8Array(await fs.readFile(pkg.modelPath)), 'test');
+  const session = await OrtModel.open(new Uint8Array(await fs.readFile(pkg.modelPath)), 'test', optimization);
   const results = [];
   try {
     for (const c of pkg.eval!.cases) {
@@ -71,6 +75,7 @@ for (const [recipe, bound] of Object.entries(BOUNDS)) {
     t.equal((pkg.manifest!.recipe as { name: string }).name, recipe);
     t.equal(pkg.eval!.cases.length, 1, 'one calibration file of 8 held out as the eval case');
     t.equal(await gateAgreement(out), 1, 'model.onnx reproduces the eval reference outputs');
+    t.ok(await gateAgreement(out, 'disabled') >= pkg.eval!.threshold, 'so does the exact (unfused) computation');
     const report = JSON.parse(await fs.readFile(path.join(out, 'report.json'), 'utf8')) as { layers: { precision: string }[] };
     t.equal(report.layers.length, 5, 'conv, depthwise, grouped, MatMul and Gemm are all in the per-layer table');
     t.ok((await fs.readFile(path.join(out, 'report.md'), 'utf8')).includes('| layer |'));
