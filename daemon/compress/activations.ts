@@ -4,9 +4,9 @@
  *    range from an observer (min-max, percentile, entropy/KL: daemon/quant/observers.ts) over the calibration
  *    samples run through the FP32 model. onnxruntime fuses Q/DQ around Conv and MatMul into integer kernels.
  *  - dynamic: INT8 MatMul/Gemm layers of at least MIN_DYNAMIC_PARAMS weights become DynamicQuantizeLinear →
- *    MatMulInteger → Cast → Mul(x scale · weight scales): the activation scale is computed per run. Convs keep
- *    weight-only INT8 (onnxruntime-node 1.30's ConvInteger is slower than its float conv on these sizes), and
- *    small matrices stay float because quantizing the activation costs more than the integer matmul saves.
+ *    MatMulInteger → Cast → Mul(x scale · weight scales): the activation scale is computed per run. Convs and
+ *    smaller matrices keep weight-only INT8, where run-time activation quantization costs more than it saves
+ *    (measurements at MIN_DYNAMIC_PARAMS).
  */
 import { EdgerunError } from '../errors.ts';
 import { OnnxDataType } from '../onnx/proto-values.ts';
@@ -21,7 +21,12 @@ import type { LayerChoice } from './quantize-weights.ts';
 import type { ActivationStep } from './recipes.ts';
 import type { Sample } from './sample-folder.ts';
 
-export const MIN_DYNAMIC_PARAMS = 16_384;
+/**
+ * onnxruntime-node 1.30, one thread, M = 8–64 rows: DynamicQuantizeLinear + MatMulInteger beat the float MatMul
+ * from about 64K weights (256×256: 0.013 vs 0.016 ms; 120×6625: 0.51 vs 0.68 ms) and lost below (120×360:
+ * 0.039 vs 0.026 ms). Dynamic ConvInteger was 3–4× slower than the float conv on PP-OCR's 1×1 convs.
+ */
+export const MIN_DYNAMIC_PARAMS = 65_536;
 
 export interface ActivationReport {
   mode: 'static' | 'dynamic';

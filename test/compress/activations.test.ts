@@ -10,7 +10,7 @@ import type { Sample } from '../../daemon/compress/sample-folder.ts';
 import { ModelBuilder } from '../helpers/onnx-builder.ts';
 import { randomTensorOf, randomValues } from './helpers/models.ts';
 
-/** x [batch,8,256] → MatMul [256,256] → Relu → MatMul [256,32] → y: one matrix over MIN_DYNAMIC_PARAMS, one under. */
+/** x [batch,8,256] → MatMul [256,256] → Relu → MatMul [256,32] → y: one matrix at MIN_DYNAMIC_PARAMS, one under. */
 const model = new ModelBuilder({ opset: 17 })
   .input('x', 'float32', ['batch', 8, 256])
   .initializer('w1', 'float32', [256, 256], randomValues(256 * 256, 31, 0.1))
