@@ -330,6 +330,7 @@ export interface PublishOptions {
   chunkBytes?: number;
   window?: number;
   startGraceMs?: number;
+  pacingStallMs?: number;
   /** How long to collect retained device statuses (a group's online members). */
   fleetWaitMs?: number;
   progressStream?: NodeJS.WritableStream;
@@ -363,6 +364,7 @@ export async function publishPackage(options: PublishOptions): Promise<Deploymen
     client, prefix, key: options.key, source: options.source, manifest, deployTopics, expected,
     ...(options.window ? { window: options.window } : {}),
     ...(options.startGraceMs !== undefined ? { startGraceMs: options.startGraceMs } : {}),
+    ...(options.pacingStallMs !== undefined ? { pacingStallMs: options.pacingStallMs } : {}),
     ...(options.progressStream ? { progressStream: options.progressStream } : {}),
   });
   const deadline = Date.now() + options.timeoutMs;

@@ -6,13 +6,14 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import mqtt from 'mqtt';
 import t from 'tap';
 import { parseTransferAck } from '../../daemon/fleet/messages.ts';
 import { connectOperator } from '../../daemon/fleet/publisher-broker.ts';
 import { openPackageSource } from '../../daemon/fleet/publisher-package.ts';
 import { TransferPacer } from '../../daemon/fleet/publisher-pacing.ts';
 import { publishPackage } from '../../daemon/fleet/publisher.ts';
-import { ackIntervalChunks, DEFAULT_TOPIC_PREFIX, senderLeadChunks } from '../../daemon/fleet/protocol.ts';
+import { ackIntervalChunks, DEFAULT_TOPIC_PREFIX, senderLeadChunks, topics } from '../../daemon/fleet/protocol.ts';
 import { generateKeyPair, readSigningKey } from '../../daemon/fleet/signing.ts';
 import { expectEdgerunError } from '../helpers/expect-error.ts';
 import { startBroker } from '../helpers/mqtt-broker.ts';
@@ -117,4 +118,45 @@ t.test('a broker killed with SIGKILL mid-transfer: the paced sender re-sends abo
   // Lost: at most the lead; each lost chunk may cross the wire twice (mqtt.js's retransmission to a broker that
   // had not restored the device's subscription yet, then the device's request). The benchmark's target is ≤ 5 %.
   t.ok(resent <= 2 * lead * result.manifest.chunkBytes, `re-sent ${percent.toFixed(2)} % ≤ twice the lead (${((200 * lead * result.manifest.chunkBytes) / result.manifest.totalBytes).toFixed(1)} %)`);
+});
+
+t.test('a device that acknowledges once and then never moves holds the stream back only for the stall time', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgerun-pacing-stall-'));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  const broker = await startBroker();
+  t.teardown(() => broker.close());
+  const keyPrefix = path.join(dir, 'operator');
+  await generateKeyPair(keyPrefix);
+  const model = new ModelBuilder({ opset: 17 }).input('x', 'float32', [1, 4]).node('Relu', ['x'], ['y']).output('y', 'float32', [1, 4]).toBytes();
+  const pkgDir = path.join(dir, 'pkg');
+  await writePackage(pkgDir, { name: 'stalled', version: '1', model, extraFiles: { 'pad.bin': crypto.randomBytes(1_000_000) } });
+  const device = await AgentDevice.start({
+    brokerUrl: broker.url, mqttProtocolVersion: broker.protocolVersion, deviceId: 'live-1', stateDir: path.join(dir, 'live-1'), trustFiles: [`${keyPrefix}.pub`],
+  });
+  t.teardown(() => device.stop());
+  await device.connected();
+  // A device that says it stands at chunk 0 and then hangs: it reads the transfer id from the live device's manifest.
+  const ghost = await mqtt.connectAsync(broker.url, { protocolVersion: broker.protocolVersion });
+  t.teardown(() => ghost.endAsync());
+  ghost.on('message', (_topic, payload) => {
+    if (payload.length === 0) return;
+    const { transferId } = JSON.parse(JSON.parse(payload.toString()).payload) as { transferId: string };
+    const ack = { protocol: 1, deviceId: 'ghost-1', transferId, contiguousChunks: 0, receivedChunks: 0 };
+    void ghost.publishAsync(topics.transferAck(DEFAULT_TOPIC_PREFIX, transferId), JSON.stringify(ack), { qos: 1 });
+  });
+  await ghost.subscribeAsync(topics.deviceDeploy(DEFAULT_TOPIC_PREFIX, 'live-1'), { qos: 1 });
+
+  const client = await connectOperator(broker.url);
+  t.teardown(() => client.endAsync());
+  const source = await openPackageSource(pkgDir);
+  t.teardown(() => source.close());
+  const stallMs = 1500;
+  const result = await publishPackage({
+    client, prefix: DEFAULT_TOPIC_PREFIX, key: await readSigningKey(`${keyPrefix}.key`), source, pacingStallMs: stallMs,
+    target: { kind: 'device', deviceId: 'live-1' }, timeoutMs: 60_000, expiresInMs: 3_600_000,
+  });
+  t.equal(result.devices.find((d) => d.deviceId === 'live-1')?.state, 'active', 'the live device finished');
+  t.notOk(result.timedOut);
+  t.ok(result.elapsedMs >= stallMs, `the stream waited on the hung device for the stall time first (${result.elapsedMs} ms)`);
+  t.equal(device.deliveredBytes, result.manifest.totalBytes, 'the live device got every chunk once');
 });
