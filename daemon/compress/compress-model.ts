@@ -20,7 +20,9 @@ import { modelInputs, modelOutputs, OrtModel, withExtraOutputs, type ValueSpec }
 import { OutputErrorMeter, type OutputError } from './output-error.ts';
 import type { Progress } from './progress.ts';
 import { effectiveWeight, int8Rule, quantizeLayer, type LayerChoice } from './quantize-weights.ts';
-import type { Recipe } from './recipes.ts';
+import { withStorage, type Recipe } from './recipes.ts';
+import { storeSideTensors, type StorageResult } from './storage.ts';
+import { compactModel } from './compact-graph.ts';
 import type { Sample } from './sample-folder.ts';
 import { applyLayerFormat } from './weight-format.ts';
 
@@ -54,6 +56,8 @@ export interface CompressResult {
   biasCorrected: number;
   mixed: MixedReport | null;
   activations: ActivationReport | null;
+  /** Which scales and biases were stored as float16 (recipe storage) and which stayed float32. */
+  storage: StorageResult;
   evalCases: EvalCaseData[];
   /** Compressed vs FP32 on the eval inputs. */
   outputError: OutputError;
@@ -84,7 +88,8 @@ async function probeSoftmaxRanks(model: ModelProto, sample: Sample | undefined):
 
 export async function compressModel(input: CompressInput): Promise<CompressResult> {
   const timings: Record<string, number> = {};
-  const { recipe, calibration, progress } = input;
+  const { calibration, progress } = input;
+  const recipe = withStorage(input.recipe);
   const model = decodeModelProto(input.modelBytes, input.source);
 
   const { upgrade, folded } = await timed(timings, 'prepare', async () => {
@@ -141,7 +146,9 @@ export async function compressModel(input: CompressInput): Promise<CompressResul
       model: compressed, fp32: model, layers: compressedLayers, choices, step: recipe.activations!, calibration, names, progress,
     }));
   }
-  removeUnusedInitializers(compressed.graph!);
+  const quantizedLayers = choices.filter((c) => c.format.kind === 'dq' || c.format.kind === 'matmulnbits').map((c) => byName.get(c.layer.name)!);
+  const storage = storeSideTensors(compressed.graph!, quantizedLayers, recipe.storage, names);
+  compactModel(compressed, new Set(compressedLayers.map((l) => l.node.name ?? '')));
   const modelBytes = encodeModelProto(compressed);
 
   const { evalCases, outputError } = await timed(timings, 'eval-set', () => buildEvalCases(prepared, modelBytes, input.evalSamples, progress));
@@ -157,6 +164,7 @@ export async function compressModel(input: CompressInput): Promise<CompressResul
     biasCorrected,
     mixed,
     activations,
+    storage,
     evalCases,
     outputError,
     timingsMs: timings,

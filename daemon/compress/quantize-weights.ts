@@ -28,10 +28,11 @@ export interface LayerChoice {
   reason: string;
 }
 
-export function specFor(layer: QuantLayer, bits: 4 | 8, step: Pick<WeightStep, 'scheme' | 'group'>): QuantSpec {
+export function specFor(layer: QuantLayer, bits: 4 | 8, step: Pick<WeightStep, 'scheme' | 'group' | 'scaleFormat'>): QuantSpec {
   return {
     bits,
     scheme: step.scheme,
+    scaleFormat: step.scaleFormat ?? 'float32',
     granularity: bits === 8 ? { kind: 'channel', axis: layer.channelAxis } : { kind: 'block', axis: layer.reductionAxis, blockSize: step.group },
   };
 }

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { EdgerunError } from '../errors.ts';
-import type { Recipe, WeightStep } from './recipes.ts';
+import type { Recipe, StoredFloat, WeightStep } from './recipes.ts';
 
 const STEP_SCHEMAS = {
   'fold-batchnorm': { type: 'object', additionalProperties: false, properties: { enabled: { type: 'boolean' } } },
@@ -34,6 +34,11 @@ const STEP_SCHEMAS = {
     },
   },
   'bias-correction': { type: 'object', additionalProperties: false, properties: { enabled: { type: 'boolean' } } },
+  storage: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { scales: { enum: ['float32', 'float16'] }, biases: { enum: ['float32', 'float16'] } },
+  },
   'mixed-precision': {
     type: 'object',
     additionalProperties: false,
@@ -117,6 +122,7 @@ export function parseRecipe(text: string, file: string): Recipe {
     mixed: null,
     biasCorrection: false,
     activations: null,
+    storage: { scales: 'float32', biases: 'float32' },
   };
   const seen = new Set<string>();
   doc.steps.forEach((entry, index) => {
@@ -146,6 +152,9 @@ function applyStep(recipe: Recipe, name: StepName, p: Record<string, unknown>): 
   switch (name) {
     case 'fold-batchnorm': recipe.foldBatchNorm = (p.enabled as boolean | undefined) ?? true; return;
     case 'bias-correction': recipe.biasCorrection = (p.enabled as boolean | undefined) ?? true; return;
+    case 'storage':
+      recipe.storage = { scales: (p.scales as StoredFloat | undefined) ?? 'float16', biases: (p.biases as StoredFloat | undefined) ?? 'float16' };
+      return;
     case 'quantize-weights': {
       const bits = p.bits as WeightStep['bits'];
       recipe.weights = {

@@ -21,6 +21,20 @@ export interface WeightStep {
   format: 'dq' | 'matmulnbits';
   /** Layers kept at 8 bits when `bits` is 4. */
   int8Layers: LayerRule[];
+  /** Set from the recipe's storage (withStorage): the precision quantization rounds scales to. */
+  scaleFormat?: StoredFloat;
+}
+
+export type StoredFloat = 'float32' | 'float16';
+
+/**
+ * How the quantized layers' float side tensors are stored. float16 halves them (a Cast to float32 follows each):
+ * scales are rounded to float16 before quantizing, so the stored scale is exact; a tensor whose values float16
+ * cannot hold (out of range, or a bias that would lose more than storage.ts's tolerance) stays float32.
+ */
+export interface StorageStep {
+  scales: StoredFloat;
+  biases: StoredFloat;
 }
 
 export interface MixedStep {
@@ -47,22 +61,31 @@ export interface Recipe {
   mixed: MixedStep | null;
   biasCorrection: boolean;
   activations: ActivationStep | null;
+  storage: StorageStep;
+}
+
+const FLOAT32_STORAGE: StorageStep = { scales: 'float32', biases: 'float32' };
+const FLOAT16_STORAGE: StorageStep = { scales: 'float16', biases: 'float16' };
+
+/** The weight step as quantization runs it: scales rounded to the precision they are stored in. */
+export function withStorage(r: Recipe): Recipe {
+  return { ...r, weights: { ...r.weights, scaleFormat: r.storage.scales } };
 }
 
 const INT8: WeightStep = { bits: 8, scheme: 'symmetric', group: 32, method: 'auto', format: 'dq', int8Layers: [] };
 const INT4: WeightStep = { bits: 4, scheme: 'symmetric', group: 64, method: 'auto', format: 'dq', int8Layers: ['depthwise', 'first', 'last'] };
 
 function recipe(name: string, weights: WeightStep, extra: Partial<Recipe> = {}): Recipe {
-  return { name, foldBatchNorm: true, weights, mixed: null, biasCorrection: false, activations: null, ...extra };
+  return { name, foldBatchNorm: true, weights, mixed: null, biasCorrection: false, activations: null, storage: FLOAT32_STORAGE, ...extra };
 }
 
 export const BUILTIN_RECIPES: Readonly<Record<string, Recipe>> = {
   fp16: recipe('fp16', { ...INT8, bits: 16, method: 'rtn' }),
-  int8: recipe('int8', INT8, { biasCorrection: true }),
-  'int8-rtn': recipe('int8-rtn', { ...INT8, method: 'rtn' }),
-  int4: recipe('int4', INT4, { biasCorrection: true }),
-  'int4-rtn': recipe('int4-rtn', { ...INT4, method: 'rtn' }),
-  mixed: recipe('mixed', INT4, { mixed: { candidates: [4, 8, 16], samples: 4 }, biasCorrection: true }),
+  int8: recipe('int8', INT8, { biasCorrection: true, storage: FLOAT16_STORAGE }),
+  'int8-rtn': recipe('int8-rtn', { ...INT8, method: 'rtn' }, { storage: FLOAT16_STORAGE }),
+  int4: recipe('int4', INT4, { biasCorrection: true, storage: FLOAT16_STORAGE }),
+  'int4-rtn': recipe('int4-rtn', { ...INT4, method: 'rtn' }, { storage: FLOAT16_STORAGE }),
+  mixed: recipe('mixed', INT4, { mixed: { candidates: [4, 8, 16], samples: 4 }, biasCorrection: true, storage: FLOAT16_STORAGE }),
   'w8a8-static': recipe('w8a8-static', INT8, { biasCorrection: true, activations: { mode: 'static', observer: 'percentile', percentile: 99.99 } }),
   'w8a8-dynamic': recipe('w8a8-dynamic', INT8, { biasCorrection: true, activations: { mode: 'dynamic', observer: 'minmax', percentile: 100 } }),
 };
@@ -76,7 +99,7 @@ export function builtinRecipe(name: string): Recipe {
   return structuredClone(found);
 }
 
-function weightStepFields({ int8Layers, ...rest }: WeightStep): Record<string, unknown> {
+function weightStepFields({ int8Layers, scaleFormat: _, ...rest }: WeightStep): Record<string, unknown> {
   return { ...rest, 'int8-layers': int8Layers };
 }
 
@@ -90,6 +113,7 @@ export function describeRecipe(r: Recipe): Record<string, unknown> {
       ...(r.mixed ? [{ 'mixed-precision': { candidates: r.mixed.candidates, 'size-budget': r.mixed.sizeBudget, 'accuracy-budget': r.mixed.accuracyBudget, samples: r.mixed.samples } }] : []),
       ...(r.biasCorrection ? [{ 'bias-correction': {} }] : []),
       ...(r.activations ? [{ 'quantize-activations': r.activations }] : []),
+      { storage: r.storage },
     ],
   };
 }

@@ -10,6 +10,7 @@
  * exactly 0 (ONNX requires zero to be exactly representable: padding, ReLU outputs).
  * Rounding is half-to-even, as ONNX QuantizeLinear does.
  */
+import { floatToHalfBits, halfBitsToFloat } from '../onnx/half-float.ts';
 import { validateWeights, compressError } from './checks.ts';
 import { scaleCountFor, scaleDimsFor, scaleIndexMap } from './scale-layout.ts';
 import type { QuantizedTensor, QuantSpec } from './types.ts';
@@ -46,17 +47,31 @@ export function roundHalfEven(x: number): number {
  * clipping; the clipping search tries smaller ratios). The scale is rounded to float32 before use so that what
  * the quantizer optimises is what DequantizeLinear computes.
  */
-export function groupParams(min: number, max: number, spec: Pick<QuantSpec, 'bits' | 'scheme'>, clipRatio = 1): GroupParams {
+export function groupParams(min: number, max: number, spec: Pick<QuantSpec, 'bits' | 'scheme' | 'scaleFormat'>, clipRatio = 1): GroupParams {
   const { qmin, qmax } = quantRangeOf(spec);
   const lo = Math.min(min * clipRatio, 0);
   const hi = Math.max(max * clipRatio, 0);
+  const round = spec.scaleFormat === 'float16' ? roundScaleToHalf : Math.fround;
   if (spec.scheme === 'symmetric') {
-    const scale = Math.fround(Math.max(hi / qmax, lo / qmin));
+    const scale = round(Math.max(hi / qmax, lo / qmin));
     return { scale: scale > SMALLEST_SCALE ? scale : 1, zeroPoint: 0 };
   }
-  const scale = Math.fround((hi - lo) / qmax);
+  const scale = round((hi - lo) / qmax);
   if (!(scale > SMALLEST_SCALE)) return { scale: 1, zeroPoint: 0 };
   return { scale, zeroPoint: Math.min(qmax, Math.max(0, roundHalfEven(-lo / scale))) };
+}
+
+/**
+ * Smallest scale float16 holds to within 2⁻⁹ relative (subnormal spacing 2⁻²⁴ × 2⁸) and the largest float16:
+ * scales outside stay float32 (storage.ts then keeps their tensor float32).
+ */
+const HALF_SMALLEST_SCALE = 2 ** -16;
+const HALF_MAX = 65504;
+
+/** The nearest float16 when float16 holds the scale closely enough, else the float32 rounding. */
+export function roundScaleToHalf(scale: number): number {
+  const half = halfBitsToFloat(floatToHalfBits(scale));
+  return half >= HALF_SMALLEST_SCALE && half <= HALF_MAX ? half : Math.fround(scale);
 }
 
 export function quantizeValue(x: number, params: GroupParams, range: QuantRange): number {

@@ -17,6 +17,12 @@ export interface QuantSpec {
   bits: QuantBits;
   scheme: QuantScheme;
   granularity: QuantGranularity;
+  /**
+   * 'float16': each scale is rounded to the nearest normal float16 before the weights are quantized with it, so
+   * a model that stores scales as float16 stores exactly the scale the values were chosen for (scales outside
+   * float16's normal range stay float32). Default: float32.
+   */
+  scaleFormat?: 'float32' | 'float16';
 }
 
 /**
