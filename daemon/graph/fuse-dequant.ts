@@ -23,6 +23,9 @@
  *    (optional, float32). Attributes: every attribute of the original Conv plus axis (int) and block_size (int,
  *    0 unless blocked). Implemented in kernels/quant-conv.ts.
  * Both are epilogue producers: activation chains after them fuse into their stores (fuse-elementwise.ts).
+ * A Cast of a constant that only feeds DequantizeLinear's scale or zero point, or a Conv/Gemm bias — how
+ * `edgerun compress` stores float16 scales and biases — is folded into a constant first (foldSideCasts), so the
+ * weight still fuses and the kernels get the float32 scales the contracts above ask for.
  */
 import { findOp } from '../kernels/registry.ts';
 import { nbitsToQuantized, nbitsWeights } from '../kernels/quant-nbits.ts';
@@ -240,7 +243,35 @@ function fakeQuantChain(q: Node, dq: Node, constants: Map<string, Tensor>, rewri
   return nodes;
 }
 
-export function fuseDequantize(graph: Graph, opsets: Map<string, number>): DequantFusionResult {
+/** Whether every consumer of `name` reads it as a DequantizeLinear scale/zero point or a Conv/Gemm bias. */
+function onlySideInput(name: string, consumers: readonly Node[]): boolean {
+  return consumers.length > 0 && consumers.every((node) => node.domain === '' && node.inputs.every((input, i) => input !== name
+    || (node.opType === 'DequantizeLinear' && (i === 1 || i === 2)) || (['Conv', 'ConvTranspose', 'Gemm'].includes(node.opType) && i === 2)));
+}
+
+function foldSideCasts(graph: Graph, opsets: Map<string, number>): Graph {
+  const constants = knownConstants(graph);
+  const graphOutputs = new Set(graph.outputs.map((o) => o.name));
+  const consumers = new Map<string, Node[]>();
+  for (const node of graph.nodes) {
+    for (const input of node.inputs) if (input !== '') consumers.set(input, [...(consumers.get(input) ?? []), node]);
+  }
+  const initializers = new Map(graph.initializers);
+  const folded = new Set<Node>();
+  for (const node of graph.nodes) {
+    const output = node.outputs[0];
+    if (node.domain !== '' || node.opType !== 'Cast' || !constants.has(node.inputs[0]) || graphOutputs.has(output)) continue;
+    if (!onlySideInput(output, consumers.get(output) ?? [])) continue;
+    const ctx = contextOf(node, opsetOf(opsets, ''), constants);
+    const [value] = findOp('', 'Cast')!.fold!(ctx, ctx.constants);
+    initializers.set(output, value);
+    folded.add(node);
+  }
+  return folded.size === 0 ? graph : { ...graph, nodes: graph.nodes.filter((n) => !folded.has(n)), initializers };
+}
+
+export function fuseDequantize(input: Graph, opsets: Map<string, number>): DequantFusionResult {
+  const graph = foldSideCasts(input, opsets);
   const constants = knownConstants(graph);
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
   const consumers = new Map<string, Node[]>();

@@ -204,6 +204,54 @@ t.test('an INT4 model occupies about its packed size in GPU memory', async (t) =
   t.ok(report.constantBytes < float32Bytes / 6, `GPU constants ${report.constantBytes} B < 1/6 of the float32 weights (${float32Bytes} B)`);
 });
 
+t.test('float16 scales and biases behind Cast (as edgerun compress stores them) still fuse, match onnxruntime and keep weights packed', async (t) => {
+  const [C, M, K, N] = [32, 24, 576, 96];
+  const bytes = new ModelBuilder({ opset: 21 })
+    .input('x', 'float32', [1, C, 6, 4])
+    .initializer('qc', 'int8', [M, C, 3, 3], ints(M * C * 9, 90, -127, 127))
+    .initializer('sc_f16', 'float16', [M], floats(M, 91, 0.001, 0.01))
+    .initializer('bc_f16', 'float16', [M], floats(M, 92, -2, 2))
+    .node('Cast', ['sc_f16'], ['sc'], { to: 1 })
+    .node('Cast', ['bc_f16'], ['bc'], { to: 1 })
+    .node('DequantizeLinear', ['qc', 'sc'], ['wc'], { axis: 0 })
+    .node('Conv', ['x', 'wc', 'bc'], ['c'], { pads: [1, 1, 1, 1] }, { name: 'conv' })
+    .initializer('shape', 'int64', [2], [1, K])
+    .node('Reshape', ['c', 'shape'], ['flat'])
+    .initializer('qm', 'int8', [K, N], ints(K * N, 93, -127, 127))
+    .initializer('sm_f16', 'float16', [N], floats(N, 94, 0.001, 0.01))
+    .initializer('bm_f16', 'float16', [N], floats(N, 95, -1, 1))
+    .node('Cast', ['sm_f16'], ['sm'], { to: 1 })
+    .node('Cast', ['bm_f16'], ['bm'], { to: 1 })
+    .node('DequantizeLinear', ['qm', 'sm'], ['wm'], { axis: 1 })
+    .node('Gemm', ['flat', 'wm', 'bm'], ['y'], {}, { name: 'gemm' })
+    .output('y', 'float32', [1, N])
+    .toBytes();
+  const engine = await sharedEngine();
+  const model = decodeModel(bytes);
+  const shapes = new Map([['x', [1, C, 6, 4]]]);
+  const compiled = compileModel(model, { inputShapes: shapes, caps: engine.runtime.caps });
+  t.equal(compiled.stats.quantizedConvs, 1, 'the conv runs on its packed int8 weight');
+  t.equal(compiled.stats.quantizedMatMuls, 1, 'the Gemm runs on its packed int8 weight');
+  t.notOk(compiled.nodeInfo.some((n) => n.opType === 'DequantizeLinear' || n.opType === 'Cast'), 'no DequantizeLinear or Cast is left to run');
+
+  const x = randomTensor([1, C, 6, 4], 96);
+  const session = await engine.loadModel(model, { inputShapes: shapes });
+  const report = await session.prepare(shapes);
+  const ours = (await session.run(new Map([['x', x]]))).outputs.get('y')!.data;
+  await session.close();
+  const expected = (await ortAsWritten(bytes, { x })).y;
+  let maxAbs = 0;
+  let maxRef = 0;
+  for (let i = 0; i < ours.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(ours[i] - expected[i]));
+    maxRef = Math.max(maxRef, Math.abs(expected[i]));
+  }
+  t.ok(maxAbs <= 1e-5 * maxRef, `matches onnxruntime (optimizations off): max |Δ| ${maxAbs.toExponential(2)} ≤ 1e-5 × max |y| ${maxRef.toFixed(2)}`);
+  const packedBytes = M * C * 9 + K * N + (M + N) * 2 * 4;
+  const float32Bytes = (M * C * 9 + K * N) * 4;
+  t.ok(report.constantBytes <= 1.15 * packedBytes, `GPU constants ${report.constantBytes} B ≤ 1.15 × packed ${packedBytes} B (no float copy: ${float32Bytes} B)`);
+});
+
 t.test('malformed quantized weights are coded errors naming the DequantizeLinear', async (t) => {
   const engine = await sharedEngine();
   const compile = (bytes: Uint8Array) => compileModel(decodeModel(bytes), { inputShapes: new Map([['a', [1, 8]]]), caps: engine.runtime.caps });
