@@ -18,6 +18,8 @@ export interface CompressReport {
   precisionCounts: Record<string, number>;
   mixed?: { budget: Record<string, number | undefined>; predictedError: number; measuredError: number; met: boolean; measuredPairs: number; sensitivityMs: number };
   activations?: CompressResult['activations'];
+  /** Scales and biases stored float16 (recipe storage), and the tensors kept float32 with why (names before compaction). */
+  storage: CompressResult['storage'];
   outputError: CompressResult['outputError'];
   eval: { cases: number; metric: string; tolerance?: number; threshold: number };
   targets: TargetFit[];
@@ -51,6 +53,7 @@ export function buildReport(args: {
     opsetUpgrade: result.upgrade,
     foldedBatchNorms: result.foldedBatchNorms,
     biasCorrectedLayers: result.biasCorrected,
+    storage: result.storage,
     layers: result.layers.map((c) => ({
       name: c.layer.name,
       op: c.layer.node.opType ?? '',
@@ -103,6 +106,9 @@ export function reportMarkdown(r: CompressReport): string {
     '',
     `Layers: ${Object.entries(r.precisionCounts).map(([p, n]) => `${n} ${p}`).join(', ')}; BatchNorms folded: ${r.foldedBatchNorms}; bias-corrected layers: ${r.biasCorrectedLayers}; `
       + `opset ${r.opsetUpgrade.fromOpset} → ${r.opsetUpgrade.toOpset} (rewritten: ${Object.entries(r.opsetUpgrade.rewritten).map(([op, n]) => `${op} ×${n}`).join(', ') || 'none'}).`,
+    '',
+    `Stored as float16 + Cast: ${r.storage.halfScales} scale and ${r.storage.halfBiases} bias tensors; kept float32: `
+      + `${r.storage.keptFloat32.map((k) => `${k.tensor} (${k.reason})`).join('; ') || 'none'}.`,
     '',
     '## Output error vs FP32 (onnxruntime-node, eval inputs)',
     '',

@@ -5,7 +5,8 @@
  *  - 'matmulnbits': MatMul with a 4-bit block-quantized weight becomes com.microsoft MatMulNBits;
  *  - 'fp16': a float16 initializer and a Cast back to float32 (weight-only: the model keeps float32 I/O);
  *  - 'fp32': left as it is.
- * AWQ input scales s (the weight holds W·diag(s)) add Mul(input, 1/s) in front of the layer. Biases stay float32.
+ * AWQ input scales s (the weight holds W·diag(s)) add Mul(input, 1/s) in front of the layer. Scales and biases
+ * are written float32 here; storage.ts turns them into float16 + Cast where the recipe's storage asks for it.
  */
 import { ONNX_DATA_TYPE_INT4, ONNX_DATA_TYPE_UINT4, packInt4, packInt8 } from '../quant/packing.ts';
 import type { QuantizedTensor } from '../quant/types.ts';
@@ -24,13 +25,13 @@ export type LayerFormat =
   | { kind: 'dq'; quantized: QuantizedTensor; inputScales?: Float32Array }
   | { kind: 'matmulnbits'; quantized: QuantizedTensor; inputScales?: Float32Array };
 
-/** Bytes the layer's weight occupies in each format (values, scales, zero points). */
+/** Bytes the layer's weight occupies in each format (values, scales at the precision they are stored in, zero points). */
 export function quantizedBytes(q: QuantizedTensor): number {
   const count = q.values.length;
   const scales = q.scale.length;
   const valueBytes = q.spec.bits === 4 ? Math.ceil(count / 2) : count;
   const zeroBytes = q.zeroPoint ? (q.spec.bits === 4 ? Math.ceil(scales / 2) : scales) : 0;
-  return valueBytes + scales * 4 + zeroBytes;
+  return valueBytes + scales * (q.spec.scaleFormat === 'float16' ? 2 : 4) + zeroBytes;
 }
 
 export function formatBytes(format: LayerFormat, params: number): number {
