@@ -8,6 +8,8 @@
  *   broker-kill          Mosquitto killed with SIGKILL (state since its last 1-second autosave is lost), restarted 1 s later
  *   device-kill          the device's process (a fleet agent of its own) killed with SIGKILL, started again on the same
  *                        state folder 1 s later (it resumes from its persisted bitmap; its MQTT session kept the chunks)
+ * The sender paces itself on the device's acknowledgements (docs/PROTOCOL.md, "Pacing"), so a broker killed without
+ * saving loses at most the sender's lead (2 chunks for the default 10 MB in 128 KiB chunks).
  * Re-sent bytes: chunk data the sender wrote to its socket beyond one copy of the package (chunks asked for again
  * and mqtt.js's retransmissions after a reconnect). Also shown: chunk data delivered to the device beyond one
  * copy (the broker's redeliveries of its persisted queue, duplicates).

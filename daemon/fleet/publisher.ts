@@ -284,7 +284,8 @@ export class Deployment {
     this.sender.close();
     if (this.ackClient && this.ackClient !== client) {
       this.ackClient.off('message', this.onMessage);
-      await this.ackClient.endAsync().catch(() => undefined);
+      // Forced: it never publishes, so there is nothing to flush, and a broker that is down must not hold up the end.
+      await this.ackClient.endAsync(true).catch(() => undefined);
     }
     this.ackClient = null;
     if (client.connected) {
