@@ -68,9 +68,13 @@ export function groupParams(min: number, max: number, spec: Pick<QuantSpec, 'bit
 const HALF_SMALLEST_SCALE = 2 ** -16;
 const HALF_MAX = 65504;
 
-/** The nearest float16 when float16 holds the scale closely enough, else the float32 rounding. */
+/**
+ * The scale rounded up to a float16 when float16 holds it closely enough, else the float32 rounding. Up, not to
+ * nearest, so that the group's extreme values still fit the integer range unclipped, as with float32 scales.
+ */
 export function roundScaleToHalf(scale: number): number {
-  const half = halfBitsToFloat(floatToHalfBits(scale));
+  let half = halfBitsToFloat(floatToHalfBits(scale));
+  if (half < scale) half = halfBitsToFloat(floatToHalfBits(half) + 1);
   return half >= HALF_SMALLEST_SCALE && half <= HALF_MAX ? half : Math.fround(scale);
 }
 
