@@ -24,6 +24,9 @@ function slowRequest(rows: number) {
   };
 }
 
+/** Rows whose inference takes well over a second even on a fast CPU, so the timeout tests never race compute. */
+const LONGER_THAN_ANY_TIMEOUT_ROWS = 16384;
+
 async function until(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
   const started = Date.now();
   while (!condition()) {
@@ -58,7 +61,7 @@ t.test('a request past its timeout gets 504; its lease is returned only when the
   const app = await appWith(t, { requestTimeoutMs: 100 });
   const before = registry.releases.length;
   const started = performance.now();
-  const res = await app.inject(slowRequest(4096));
+  const res = await app.inject(slowRequest(LONGER_THAN_ANY_TIMEOUT_ROWS));
   const answeredMs = performance.now() - started;
   t.equal(res.statusCode, 504);
   t.match(res.json(), { code: 'EDGERUN_ERR_TIMEOUT', error: "inference on model 'slow' did not finish within the request timeout" });
@@ -71,7 +74,7 @@ t.test('a request past its timeout gets 504; its lease is returned only when the
 
 t.test('a request still queued at its deadline gets 504 and leaves the queue', async (t) => {
   const app = await appWith(t, { requestTimeoutMs: 150, maxConcurrency: 1 });
-  const [first, second] = await Promise.all([app.inject(slowRequest(4096)), app.inject(slowRequest(16))]);
+  const [first, second] = await Promise.all([app.inject(slowRequest(LONGER_THAN_ANY_TIMEOUT_ROWS)), app.inject(slowRequest(16))]);
   t.equal(first.statusCode, 504);
   t.equal(second.statusCode, 504);
   t.match(second.json().error, /timed out waiting in its queue/);
@@ -116,7 +119,7 @@ t.test('inference does not block the event loop: timers keep firing while reques
   const delay = monitorEventLoopDelay({ resolution: 5 });
   delay.enable();
   const started = performance.now();
-  const replies = await Promise.all(Array.from({ length: 4 }, () => app.inject(slowRequest(2048))));
+  const replies = await Promise.all(Array.from({ length: 4 }, () => app.inject(slowRequest(LONGER_THAN_ANY_TIMEOUT_ROWS / 2))));
   const elapsed = performance.now() - started;
   delay.disable();
   t.same(replies.map((r) => r.statusCode), [200, 200, 200, 200]);
