@@ -1,10 +1,10 @@
 /** `edgerun fleet status --broker URL`: devices, groups, model versions and deployment states from the retained topics. */
 import { EdgerunError } from '../errors.ts';
 import { readFleet, renderFleet, summarizeFleet } from '../fleet/fleet-view.ts';
-import { connectOperator, DEFAULT_CONNECT_TIMEOUT_MS, parseBrokerUrl } from '../fleet/publisher-broker.ts';
-import { parseDuration, parseTopicPrefix, requireFlag } from '../fleet/publisher-options.ts';
+import { parseDuration } from '../fleet/publisher-options.ts';
 import { DEFAULT_TOPIC_PREFIX } from '../fleet/protocol.ts';
 import { parseCommandArgs } from './args.ts';
+import { BROKER_OPTIONS, connectFleetBroker, parseBrokerFlags } from './fleet-options.ts';
 import type { CliIO } from './main.ts';
 
 const HELP = `usage: edgerun fleet status --broker URL [--wait 2s] [--prefix P] [--json]
@@ -20,10 +20,8 @@ groups, target, model versions and states, the latest deployment's state), then 
 
 export async function fleetCommand(args: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseCommandArgs('fleet', args, {
-    broker: { type: 'string' },
+    ...BROKER_OPTIONS,
     wait: { type: 'string' },
-    prefix: { type: 'string' },
-    'connect-timeout': { type: 'string' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -34,14 +32,11 @@ export async function fleetCommand(args: string[], io: CliIO): Promise<number> {
   if (positionals.length !== 1 || positionals[0] !== 'status') {
     throw new EdgerunError('EDGERUN_ERR_CLI_USAGE', `edgerun fleet: expected 'status', got '${positionals.join(' ')}'\n\n${HELP}`, { command: 'fleet' });
   }
-  const brokerUrl = requireFlag('fleet', 'broker', values.broker);
-  parseBrokerUrl(brokerUrl);
+  const flags = parseBrokerFlags('fleet', values);
   const waitMs = parseDuration('fleet', 'wait', values.wait, 2_000);
-  const connectTimeoutMs = parseDuration('fleet', 'connect-timeout', values['connect-timeout'], DEFAULT_CONNECT_TIMEOUT_MS);
-  const prefix = parseTopicPrefix('fleet', values.prefix, DEFAULT_TOPIC_PREFIX);
-  const client = await connectOperator(brokerUrl, { connectTimeoutMs, clientIdPrefix: 'edgerun-fleet' });
+  const client = await connectFleetBroker('fleet', flags);
   try {
-    const summary = summarizeFleet(await readFleet(client, prefix, { waitMs }));
+    const summary = summarizeFleet(await readFleet(client, flags.prefix, { waitMs }));
     io.stdout.write(values.json ? `${JSON.stringify(summary, null, 2)}\n` : renderFleet(summary));
     return 0;
   } finally {

@@ -1,13 +1,12 @@
 /** `edgerun publish PKGDIR --broker URL --to DEVICE|group:NAME --key KEYFILE`: one signed, chunked deployment over MQTT. */
 import { EdgerunError } from '../errors.ts';
-import { connectOperator, DEFAULT_CONNECT_TIMEOUT_MS, parseBrokerUrl } from '../fleet/publisher-broker.ts';
-import { parseChunkBytes, parseDeployTarget, parseDuration, parseTopicPrefix, requireFlag } from '../fleet/publisher-options.ts';
+import { parseDeployTarget } from '../fleet/publisher-options.ts';
 import { openPackageSource } from '../fleet/publisher-package.ts';
 import { deploymentJson, formatDeploymentSummary } from '../fleet/publisher-summary.ts';
 import { publishPackage } from '../fleet/publisher.ts';
 import { DEFAULT_CHUNK_BYTES, DEFAULT_TOPIC_PREFIX } from '../fleet/protocol.ts';
-import { readSigningKey } from '../fleet/signing.ts';
-import { parseCommandArgs, parsePositiveInt } from './args.ts';
+import { parseCommandArgs } from './args.ts';
+import { BROKER_OPTIONS, connectFleetBroker, DEPLOY_OPTIONS, parseDeployFlags } from './fleet-options.ts';
 import type { CliIO } from './main.ts';
 
 const HELP = `usage: edgerun publish PKGDIR --broker URL --to DEVICE|group:NAME --key KEYFILE [options]
@@ -37,15 +36,9 @@ Progress lines per device (state, %, MB/s) go to stderr. Exit code 0 only when e
 
 export async function publishCommand(args: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseCommandArgs('publish', args, {
-    broker: { type: 'string' },
+    ...BROKER_OPTIONS,
+    ...DEPLOY_OPTIONS,
     to: { type: 'string' },
-    key: { type: 'string' },
-    timeout: { type: 'string' },
-    expires: { type: 'string' },
-    'chunk-bytes': { type: 'string' },
-    window: { type: 'string' },
-    prefix: { type: 'string' },
-    'connect-timeout': { type: 'string' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -57,19 +50,12 @@ export async function publishCommand(args: string[], io: CliIO): Promise<number>
     throw new EdgerunError('EDGERUN_ERR_CLI_USAGE', `edgerun publish: expected one package folder, got ${positionals.length}\n\n${HELP}`, { command: 'publish' });
   }
   const target = parseDeployTarget('publish', values.to);
-  const brokerUrl = requireFlag('publish', 'broker', values.broker);
-  parseBrokerUrl(brokerUrl);
-  const timeoutMs = parseDuration('publish', 'timeout', values.timeout, 10 * 60_000);
-  const expiresInMs = parseDuration('publish', 'expires', values.expires, 24 * 3_600_000);
-  const connectTimeoutMs = parseDuration('publish', 'connect-timeout', values['connect-timeout'], DEFAULT_CONNECT_TIMEOUT_MS);
-  const chunkBytes = parseChunkBytes('publish', values['chunk-bytes'], DEFAULT_CHUNK_BYTES);
-  const window = parsePositiveInt('publish', 'window', values.window, 16);
-  const prefix = parseTopicPrefix('publish', values.prefix, DEFAULT_TOPIC_PREFIX);
-  const key = await readSigningKey(requireFlag('publish', 'key', values.key));
+  const flags = await parseDeployFlags('publish', values);
   const source = await openPackageSource(positionals[0]!);
   try {
-    const client = await connectOperator(brokerUrl, { connectTimeoutMs, clientIdPrefix: 'edgerun-publish' });
+    const client = await connectFleetBroker('publish', flags);
     try {
+      const { prefix, key, timeoutMs, expiresInMs, chunkBytes, window } = flags;
       const result = await publishPackage({
         client, prefix, key, source, target, timeoutMs, expiresInMs, chunkBytes, window, progressStream: io.stderr,
       });

@@ -1,14 +1,13 @@
 /** `edgerun rollout PKGDIR --broker URL --group NAME --key KEYFILE (--canary IDS | --percent N)`: a staged deployment. */
 import { EdgerunError } from '../errors.ts';
-import { connectOperator, DEFAULT_CONNECT_TIMEOUT_MS, parseBrokerUrl } from '../fleet/publisher-broker.ts';
-import { checkFleetName, parseChunkBytes, parseDuration, parseTopicPrefix, requireFlag } from '../fleet/publisher-options.ts';
+import { checkFleetName, requireFlag } from '../fleet/publisher-options.ts';
 import { openPackageSource } from '../fleet/publisher-package.ts';
 import { DEFAULT_CHUNK_BYTES, DEFAULT_TOPIC_PREFIX } from '../fleet/protocol.ts';
 import type { FailureLimit, StageOneSpec } from '../fleet/rollout-plan.ts';
 import { formatRolloutSummary, rolloutJson } from '../fleet/rollout-summary.ts';
 import { runRollout } from '../fleet/rollout.ts';
-import { readSigningKey } from '../fleet/signing.ts';
-import { parseCommandArgs, parsePositiveInt } from './args.ts';
+import { parseCommandArgs } from './args.ts';
+import { BROKER_OPTIONS, connectFleetBroker, DEPLOY_OPTIONS, parseDeployFlags } from './fleet-options.ts';
 import type { CliIO } from './main.ts';
 
 const HELP = `usage: edgerun rollout PKGDIR --broker URL --group NAME --key KEYFILE (--canary ID[,ID…] | --percent N) [options]
@@ -65,19 +64,13 @@ function parseFailureLimit(maxFailures: string | undefined, threshold: string | 
 
 export async function rolloutCommand(args: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseCommandArgs('rollout', args, {
-    broker: { type: 'string' },
+    ...BROKER_OPTIONS,
+    ...DEPLOY_OPTIONS,
     group: { type: 'string' },
-    key: { type: 'string' },
     canary: { type: 'string' },
     percent: { type: 'string' },
     'max-failures': { type: 'string' },
     'failure-threshold': { type: 'string' },
-    timeout: { type: 'string' },
-    expires: { type: 'string' },
-    'chunk-bytes': { type: 'string' },
-    window: { type: 'string' },
-    prefix: { type: 'string' },
-    'connect-timeout': { type: 'string' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -89,19 +82,12 @@ export async function rolloutCommand(args: string[], io: CliIO): Promise<number>
   const group = checkFleetName('rollout', 'group', requireFlag('rollout', 'group', values.group));
   const stageOne = parseStageOne(values.canary, values.percent);
   const failureLimit = parseFailureLimit(values['max-failures'], values['failure-threshold']);
-  const brokerUrl = requireFlag('rollout', 'broker', values.broker);
-  parseBrokerUrl(brokerUrl);
-  const timeoutMs = parseDuration('rollout', 'timeout', values.timeout, 10 * 60_000);
-  const expiresInMs = parseDuration('rollout', 'expires', values.expires, 24 * 3_600_000);
-  const connectTimeoutMs = parseDuration('rollout', 'connect-timeout', values['connect-timeout'], DEFAULT_CONNECT_TIMEOUT_MS);
-  const chunkBytes = parseChunkBytes('rollout', values['chunk-bytes'], DEFAULT_CHUNK_BYTES);
-  const window = parsePositiveInt('rollout', 'window', values.window, 16);
-  const prefix = parseTopicPrefix('rollout', values.prefix, DEFAULT_TOPIC_PREFIX);
-  const key = await readSigningKey(requireFlag('rollout', 'key', values.key));
+  const flags = await parseDeployFlags('rollout', values);
   const source = await openPackageSource(positionals[0]!);
   try {
-    const client = await connectOperator(brokerUrl, { connectTimeoutMs, clientIdPrefix: 'edgerun-rollout' });
+    const client = await connectFleetBroker('rollout', flags);
     try {
+      const { prefix, key, timeoutMs, expiresInMs, chunkBytes, window } = flags;
       const result = await runRollout({
         client, prefix, key, source, group, stageOne, failureLimit, timeoutMs, expiresInMs, chunkBytes, window, progressStream: io.stderr,
       });

@@ -6,13 +6,12 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
-import { main } from '../../daemon/cli/main.ts';
 import { buildEvalSets, TINY_SIZES, type EvalSetSizes } from '../../daemon/evalsets/generate.ts';
 import { writeEvalSets } from '../../daemon/evalsets/store.ts';
 import { SECTION_BEGIN, SECTION_END, writeDocsSection } from '../../bench/quant-report.ts';
 import type { CompareRow } from '../../bench/quant-table.ts';
+import { edgerun } from '../helpers/edgerun-cli.ts';
 import { writePackage } from '../helpers/package-builder.ts';
 
 const clsModel = path.resolve(import.meta.dirname, '..', '..', 'node_modules', '@gutenye', 'ocr-models', 'assets', 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
@@ -32,17 +31,6 @@ const withTask = await writePackage(path.join(dir, 'cls-task'), {
 });
 const evalInput = { dtype: 'float32' as const, dims: [1, 3, 48, 192], data: new Float32Array(3 * 48 * 192).map((_, i) => Math.sin(i)) };
 const withEval = await writePackage(path.join(dir, 'cls-eval'), { name: 'clseval', version: '2', model: modelBytes, evalInputs: [{ x: evalInput }] });
-
-async function edgerun(...args: string[]) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => { out += chunk; });
-  stderr.on('data', (chunk) => { err += chunk; });
-  const code = await main(args, { stdout, stderr });
-  return { code, out, err };
-}
 
 /** The CLI reports a coded error on stderr with exit status 1 (2 for usage errors). */
 async function expectFailure(t: Test, args: string[], code: string, pattern: RegExp) {

@@ -6,32 +6,20 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import t from 'tap';
-import { main } from '../../daemon/cli/main.ts';
 import { OrtModel } from '../../daemon/compress/ort-runner.ts';
 import type { Tensor } from '../../daemon/graph/ir.ts';
 import { readPackage } from '../../daemon/package/read-package.ts';
 import { agreement, combineAgreement } from '../../daemon/telemetry/agreement.ts';
 import { encodeNpy } from '../../daemon/util/npy.ts';
 import { convNetModel, mlpModel, writeSamples } from '../compress/helpers/models.ts';
+import { edgerun } from '../helpers/edgerun-cli.ts';
 
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgerun-compress-'));
 t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
 const convModel = path.join(dir, 'convnet.onnx');
 await fs.writeFile(convModel, convNetModel());
 const calib = await writeSamples(path.join(dir, 'calib'), [1, 8, 10, 10], 8, 100);
-
-async function edgerun(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c) => { out += String(c); });
-  stderr.on('data', (c) => { err += String(c); });
-  const code = await main(args, { stdout, stderr });
-  return { code, out, err };
-}
 
 /**
  * Runs model.onnx on every eval case and measures agreement with the reference outputs, as the daemon's gate does:

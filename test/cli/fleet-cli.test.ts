@@ -1,33 +1,16 @@
 /** The fleet commands' command lines: keys generate, fleet status, and bad input refused before anything is published. */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import mqtt from 'mqtt';
 import t from 'tap';
-import { main } from '../../daemon/cli/main.ts';
-import { freePort, startBroker } from '../helpers/mqtt-broker.ts';
+import { brokerFixture } from '../fleet/helpers/operator-fixture.ts';
+import { edgerun } from '../helpers/edgerun-cli.ts';
+import { freePort } from '../helpers/mqtt-broker.ts';
 import { ModelBuilder } from '../helpers/onnx-builder.ts';
 import { replaceFile, writePackage } from '../helpers/package-builder.ts';
 
-async function edgerun(...args: string[]) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => { out += chunk; });
-  stderr.on('data', (chunk) => { err += chunk; });
-  const code = await main(args, { stdout, stderr });
-  return { code, out, err };
-}
-
-const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgerun-fleet-cli-'));
-const broker = await startBroker();
-t.teardown(async () => {
-  await broker.close();
-  await fs.rm(dir, { recursive: true, force: true });
-});
+const { dir, broker } = await brokerFixture(t, 'edgerun-fleet-cli-');
 
 t.test('keys generate writes a 0600 private key and a public key, prints the key id, and never overwrites', async (t) => {
   const prefix = path.join(dir, 'ops');

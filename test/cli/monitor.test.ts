@@ -7,28 +7,16 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import t, { type Test } from 'tap';
-import { main } from '../../daemon/cli/main.ts';
 import { topics, type DeviceStatus } from '../../daemon/fleet/protocol.ts';
+import { edgerun } from '../helpers/edgerun-cli.ts';
 import { freePort, startBroker } from '../helpers/mqtt-broker.ts';
 import { postgresBinDir, startPostgres } from '../monitor/helpers/postgres-server.ts';
 
 const MAIN = fileURLToPath(new URL('../../daemon/cli/main.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
-
-async function edgerun(...args: string[]) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => { out += chunk; });
-  stderr.on('data', (chunk) => { err += chunk; });
-  const code = await main(args, { stdout, stderr });
-  return { code, out, err };
-}
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgerun-cli-monitor-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -2,27 +2,10 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import t from 'tap';
-import { main } from '../../daemon/cli/main.ts';
 import { encodeNpy, readNpyFile } from '../../daemon/util/npy.ts';
+import { edgerun } from '../helpers/edgerun-cli.ts';
 import { ModelBuilder } from '../helpers/onnx-builder.ts';
-
-function capture() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => { out += chunk; });
-  stderr.on('data', (chunk) => { err += chunk; });
-  return { io: { stdout, stderr }, text: () => ({ out, err }) };
-}
-
-async function edgerun(...args: string[]) {
-  const c = capture();
-  const code = await main(args, c.io);
-  return { code, ...c.text() };
-}
 
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgerun-run-'));
 t.teardown(() => fs.rm(dir, { recursive: true, force: true }));

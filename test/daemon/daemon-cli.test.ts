@@ -1,18 +1,6 @@
 /** `edgerun daemon` argument handling that needs no running daemon: help, usage errors, configuration errors. */
-import { PassThrough } from 'node:stream';
 import t from 'tap';
-import { main } from '../../daemon/cli/main.ts';
-
-async function edgerun(...args: string[]) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => { out += chunk; });
-  stderr.on('data', (chunk) => { err += chunk; });
-  const code = await main(args, { stdout, stderr });
-  return { code, out, err };
-}
+import { edgerun } from '../helpers/edgerun-cli.ts';
 
 t.test('--help lists the flags, the fleet ones included', async (t) => {
   const r = await edgerun('daemon', '--help');

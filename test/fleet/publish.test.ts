@@ -1,48 +1,22 @@
 /** `edgerun publish` against a real broker: a signed chunked deployment to one device and to a group, resends on request, failures. */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import mqtt from 'mqtt';
 import t from 'tap';
-import { main } from '../../daemon/cli/main.ts';
 import { connectOperator } from '../../daemon/fleet/publisher-broker.ts';
 import { openPackageSource } from '../../daemon/fleet/publisher-package.ts';
 import { publishPackage } from '../../daemon/fleet/publisher.ts';
-import { generateKeyPair, readPublicKey, readSigningKey } from '../../daemon/fleet/signing.ts';
+import { readSigningKey } from '../../daemon/fleet/signing.ts';
+import { edgerun } from '../helpers/edgerun-cli.ts';
 import { expectEdgerunError } from '../helpers/expect-error.ts';
-import { startBroker } from '../helpers/mqtt-broker.ts';
-import { ModelBuilder } from '../helpers/onnx-builder.ts';
 import { writePackage } from '../helpers/package-builder.ts';
 import { AgentDevice } from './helpers/in-process-agents.ts';
+import { operatorFixture } from './helpers/operator-fixture.ts';
 import { SimulatedDevice } from './helpers/simulated-device.ts';
 
-async function edgerun(...args: string[]) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => { out += chunk; });
-  stderr.on('data', (chunk) => { err += chunk; });
-  const code = await main(args, { stdout, stderr });
-  return { code, out, err };
-}
-
-const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgerun-publish-'));
-const broker = await startBroker();
-t.teardown(async () => {
-  await broker.close();
-  await fs.rm(dir, { recursive: true, force: true });
-});
-const keyPrefix = path.join(dir, 'operator');
-await generateKeyPair(keyPrefix);
-const trusted = [await readPublicKey(`${keyPrefix}.pub`)];
-
-const model = new ModelBuilder({ opset: 17 }).input('x', 'float32', [1, 4]).node('Relu', ['x'], ['y']).output('y', 'float32', [1, 4]).toBytes();
 const payload = crypto.randomBytes(200_000);
-const pkg = await writePackage(path.join(dir, 'pkg'), { name: 'relu', version: '2.0', model, extraFiles: { 'weights.bin': payload } });
-const common = ['--broker', broker.url, '--key', `${keyPrefix}.key`, '--chunk-bytes', '16384', '--timeout', '20s', '--json'];
+const { dir, broker, keyPrefix, trusted, model, pkg, common } = await operatorFixture(t, 'edgerun-publish-', payload);
 
 t.test('one device receives every file intact and goes active; progress lines and a JSON outcome', async (t) => {
   const device = await SimulatedDevice.start({ brokerUrl: broker.url, protocolVersion: broker.protocolVersion, deviceId: 'cam-1', trusted });

@@ -1,43 +1,15 @@
 /** `edgerun rollout` against a real broker: canaries then the rest; a failing canary stops the rollout with abort and rollback. */
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import mqtt from 'mqtt';
 import t from 'tap';
-import { main } from '../../daemon/cli/main.ts';
 import { parseEnvelope, parseFleetCommand, parseJsonPayload } from '../../daemon/fleet/messages.ts';
 import type { DeviceStatus } from '../../daemon/fleet/protocol.ts';
 import { planRollout } from '../../daemon/fleet/rollout-plan.ts';
-import { generateKeyPair, readPublicKey, verifyEnvelope } from '../../daemon/fleet/signing.ts';
-import { startBroker } from '../helpers/mqtt-broker.ts';
-import { ModelBuilder } from '../helpers/onnx-builder.ts';
-import { writePackage } from '../helpers/package-builder.ts';
+import { verifyEnvelope } from '../../daemon/fleet/signing.ts';
+import { edgerun } from '../helpers/edgerun-cli.ts';
+import { operatorFixture } from './helpers/operator-fixture.ts';
 import { SimulatedDevice, type SimulatedDeviceOptions } from './helpers/simulated-device.ts';
 
-async function edgerun(...args: string[]) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => { out += chunk; });
-  stderr.on('data', (chunk) => { err += chunk; });
-  const code = await main(args, { stdout, stderr });
-  return { code, out, err };
-}
-
-const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgerun-rollout-'));
-const broker = await startBroker();
-t.teardown(async () => {
-  await broker.close();
-  await fs.rm(dir, { recursive: true, force: true });
-});
-const keyPrefix = path.join(dir, 'operator');
-await generateKeyPair(keyPrefix);
-const trusted = [await readPublicKey(`${keyPrefix}.pub`)];
-const model = new ModelBuilder({ opset: 17 }).input('x', 'float32', [1, 4]).node('Relu', ['x'], ['y']).output('y', 'float32', [1, 4]).toBytes();
-const pkg = await writePackage(path.join(dir, 'pkg'), { name: 'relu', version: '2.0', model, extraFiles: { 'weights.bin': new Uint8Array(60_000).fill(7) } });
-const common = ['--broker', broker.url, '--key', `${keyPrefix}.key`, '--chunk-bytes', '16384', '--timeout', '20s', '--json'];
+const { broker, trusted, pkg, common } = await operatorFixture(t, 'edgerun-rollout-', new Uint8Array(60_000).fill(7));
 const running = [{ name: 'relu', version: '1.0', state: 'serving' }];
 
 async function fleet(group: string, specs: Partial<SimulatedDeviceOptions>[]): Promise<SimulatedDevice[]> {
