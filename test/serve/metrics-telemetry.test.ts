@@ -18,6 +18,9 @@ t.test('/metrics counts requests by model, version and status, with latency hist
   for (let i = 0; i < 3; i++) t.equal((await postJson(app, '/v2/models/example/infer', body(i + 1))).statusCode, 200);
   t.equal((await postJson(app, '/v2/models/example/infer', { inputs: [] })).statusCode, 400);
   t.equal((await postJson(app, '/v2/models/ghost/infer', body(1))).statusCode, 404);
+  // The event-loop gauge is only exposed once the 10 ms sampler has taken a sample since the last scrape; on a fast
+  // machine the requests above can finish before the first one.
+  await new Promise((resolve) => setTimeout(resolve, 50));
 
   const res = await app.inject({ method: 'GET', url: '/metrics' });
   t.equal(res.statusCode, 200);
