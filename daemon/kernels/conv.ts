@@ -62,6 +62,37 @@ function toThree(values: number[], fill: number): [number, number, number] {
   return [padded[0], padded[1], padded[2]];
 }
 
+/**
+ * The direct (k×k, grouped, depthwise) conv spec for a geometry: the tiles were measured on lavapipe with the
+ * PaddleOCR layers (~64 accumulators per invocation, rows of 8). Shared by the FP32 and the quantized conv.
+ */
+export function directConvSpec(g: WindowGeometry, channels: { batch: number; inChannels: number; outChannels: number; group: number },
+  device: BuildContext['device'], epilogue: BuildContext['epilogue']): DirectSpec {
+  const { batch, inChannels, outChannels, group } = channels;
+  const cpu = device.isCpu;
+  const input = toThree(g.input, 1);
+  const output = toThree(g.output, 1);
+  const kernel = toThree(g.kernel, 1);
+  const strides = toThree(g.strides, 1);
+  const dilations = toThree(g.dilations, 1);
+  const padBegin = toThree(g.padBegin, 0);
+  const axes = [0, 1, 2].map((a): DirectAxis => ({
+    count: output[a], start: 0, step: 1, scale: strides[a], offset: -padBegin[a],
+    taps: Array.from({ length: kernel[a] }, (_, k) => ({ k, off: k * dilations[a] })),
+    inSize: input[a], outSize: output[a],
+  })) as [DirectAxis, DirectAxis, DirectAxis];
+  const mg = outChannels / group;
+  const depthwise = inChannels / group === 1 && mg === 1;
+  const tx = Math.min(cpu ? spatialTile(output[2], [8, 4]) : 4, output[2]);
+  const ty = Math.min(depthwise ? (cpu ? 4 : 2) : 1, output[1]);
+  return {
+    batch, inChannels, outChannels, groups: group, kernel, axes,
+    tm: channelTile(mg, cpu ? 8 : 4), ty, tx,
+    workgroup: depthwise ? 64 : workgroupFor(output[0] * Math.ceil(output[1] / ty) * Math.ceil(output[2] / tx), device),
+    subgroups: useSubgroupBroadcast(device), epilogue,
+  };
+}
+
 function buildConv(ctx: BuildContext): KernelProgram[] {
   const { node, device } = ctx;
   const shape = convShape(ctx);
@@ -113,27 +144,8 @@ function buildConv(ctx: BuildContext): KernelProgram[] {
     }];
   }
 
-  const input = toThree(g.input, 1);
-  const output = toThree(g.output, 1);
-  const kernel = toThree(g.kernel, 1);
-  const strides = toThree(g.strides, 1);
-  const dilations = toThree(g.dilations, 1);
-  const padBegin = toThree(g.padBegin, 0);
-  const axes = [0, 1, 2].map((a): DirectAxis => ({
-    count: output[a], start: 0, step: 1, scale: strides[a], offset: -padBegin[a],
-    taps: Array.from({ length: kernel[a] }, (_, k) => ({ k, off: k * dilations[a] })),
-    inSize: input[a], outSize: output[a],
-  })) as [DirectAxis, DirectAxis, DirectAxis];
-  const depthwise = cg === 1 && mg === 1;
-  // tiles measured on lavapipe with the PaddleOCR layers: ~64 accumulators per invocation, rows of 8
-  const tx = Math.min(cpu ? spatialTile(output[2], [8, 4]) : 4, output[2]);
-  const ty = Math.min(depthwise ? (cpu ? 4 : 2) : 1, output[1]);
-  const spec: DirectSpec = {
-    batch, inChannels, outChannels, groups: group, kernel, axes,
-    tm: channelTile(mg, cpu ? 8 : 4), ty, tx,
-    workgroup: depthwise ? 64 : workgroupFor(output[0] * Math.ceil(output[1] / ty) * Math.ceil(output[2] / tx), device),
-    subgroups, epilogue: ctx.epilogue,
-  };
+  const spec = directConvSpec(g, { batch, inChannels, outChannels, group }, device, ctx.epilogue);
+  const { kernel } = spec;
   const kernelVolume = kernel[0] * kernel[1] * kernel[2];
   const map = packingMap(directLayout(spec),
     (gi, m, c, tap) => ((gi * mg + m) * cg + c) * kernelVolume + tap);

@@ -7,10 +7,10 @@
  * GEMV with a lane per output channel (quant-conv-gemv.ts). No float copy of W ever exists.
  */
 import type { BuildContext, KernelProgram, OpDefinition } from './types.ts';
-import { directBindings, directCode, directDispatch, directKey, directLayout, type DirectAxis, type DirectSpec } from './conv-direct.ts';
-import { toThree } from './conv.ts';
+import { directBindings, directCode, directDispatch, directKey, directLayout } from './conv-direct.ts';
+import { directConvSpec } from './conv.ts';
 import { pointwiseCode, pointwiseDispatch, pointwiseKey, type PointwiseSpec } from './conv-pointwise.ts';
-import { channelTile, checkDispatch, spatialTile, useSubgroupBroadcast, workgroupFor } from './conv-wgsl.ts';
+import { channelTile, checkDispatch, useSubgroupBroadcast, workgroupFor } from './conv-wgsl.ts';
 import { quantGemvFits, quantGemvProgram } from './quant-conv-gemv.ts';
 import { packQuantWeights, quantWeightReader } from './quant-conv-weights.ts';
 import { qconvShape, type QConvShape } from './quant-conv-shape.ts';
@@ -27,8 +27,6 @@ function buildQConv(ctx: BuildContext): KernelProgram[] {
   const { geometry: g, group } = shape;
   const [batch, inChannels] = shape.x.shape;
   const outChannels = shape.w[0];
-  const cg = inChannels / group;
-  const mg = outChannels / group;
   const subgroups = useSubgroupBroadcast(device);
   const cpu = device.isCpu;
   // The WGSL carries the title, never the node name: equal keys must mean identical code across nodes.
@@ -63,27 +61,8 @@ function buildQConv(ctx: BuildContext): KernelProgram[] {
     }];
   }
 
-  const input = toThree(g.input, 1);
-  const output = toThree(g.output, 1);
-  const kernel = toThree(g.kernel, 1);
-  const strides = toThree(g.strides, 1);
-  const dilations = toThree(g.dilations, 1);
-  const padBegin = toThree(g.padBegin, 0);
-  const axes = [0, 1, 2].map((a): DirectAxis => ({
-    count: output[a], start: 0, step: 1, scale: strides[a], offset: -padBegin[a],
-    taps: Array.from({ length: kernel[a] }, (_, k) => ({ k, off: k * dilations[a] })),
-    inSize: input[a], outSize: output[a],
-  })) as [DirectAxis, DirectAxis, DirectAxis];
-  const depthwise = cg === 1 && mg === 1;
-  // the FP32 direct conv's tiles (measured on lavapipe with the PaddleOCR layers)
-  const tx = Math.min(cpu ? spatialTile(output[2], [8, 4]) : 4, output[2]);
-  const ty = Math.min(depthwise ? (cpu ? 4 : 2) : 1, output[1]);
-  const spec: DirectSpec = {
-    batch, inChannels, outChannels, groups: group, kernel, axes,
-    tm: channelTile(mg, cpu ? 8 : 4), ty, tx,
-    workgroup: depthwise ? 64 : workgroupFor(output[0] * Math.ceil(output[1] / ty) * Math.ceil(output[2] / tx), device),
-    subgroups, epilogue: ctx.epilogue,
-  };
+  // the FP32 direct conv's tiles
+  const spec = directConvSpec(g, { batch, inChannels, outChannels, group }, device, ctx.epilogue);
   const tile = directLayout(spec);
   spec.weights = quantWeightReader(shape, tile);
   const workgroups = directDispatch(spec);
