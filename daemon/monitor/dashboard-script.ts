@@ -18,28 +18,12 @@ export const MONITOR_SCRIPT = String.raw`
   var refreshS = Math.max(1, Number(params.get('refresh')) || 5);
   var base = location.pathname.replace(/(dashboard)?\/?$/, '/');
   var selects = { since: document.getElementById('since'), model: document.getElementById('model'), device: document.getElementById('device') };
-  var colorOf = {};
   var timer = null;
 
-  function color(key) {
-    if (!(key in colorOf)) colorOf[key] = COLORS[Object.keys(colorOf).length % COLORS.length];
-    return colorOf[key];
-  }
-
-  function el(tag, text, className) {
-    var node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    if (className) node.className = className;
-    return node;
-  }
-
-  function body(id) {
-    var node = document.querySelector('#' + id + ' .body');
-    node.replaceChildren();
-    return node;
-  }
-
-  function fixed(v, digits) { return v === null || v === undefined ? '–' : v.toFixed(digits); }
+  var color = charts.palette(COLORS);
+  var el = charts.el;
+  var body = charts.body;
+  var fixed = charts.fixed;
   function ago(t) {
     var s = Math.max(0, Math.round((Date.now() - t) / 1000));
     return s < 60 ? s + ' s ago' : s < 3600 ? Math.round(s / 60) + ' min ago' : s < 86400 ? Math.round(s / 3600) + ' h ago' : new Date(t).toLocaleString();

@@ -1,7 +1,7 @@
 /**
  * Browser script (plain ES2020, kept as text: it runs in the dashboard page, not in Node) defining
  * `EdgerunCharts.lineChart`, an SVG line chart with time and value axes, gaps where data is missing, lifecycle
- * event markers and a legend. No template literals inside, so the text embeds safely.
+ * event markers and a legend, plus the small DOM helpers both dashboards (daemon telemetry, fleet monitor) use. No template literals inside, so the text embeds safely.
  */
 export const DASHBOARD_CHARTS_SCRIPT = String.raw`
 window.EdgerunCharts = (function () {
@@ -118,6 +118,31 @@ window.EdgerunCharts = (function () {
     return figure;
   }
 
-  return { lineChart: lineChart, formatValue: formatValue };
+  /** A stable color per series key, assigned from the palette in order of first use. */
+  function palette(colors) {
+    var colorOf = {};
+    return function (key) {
+      if (!(key in colorOf)) colorOf[key] = colors[Object.keys(colorOf).length % colors.length];
+      return colorOf[key];
+    };
+  }
+
+  function el(tag, text, className) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (className) node.className = className;
+    return node;
+  }
+
+  /** The emptied '.body' element of the section with this id. */
+  function body(id) {
+    var node = document.querySelector('#' + id + ' .body');
+    node.replaceChildren();
+    return node;
+  }
+
+  function fixed(v, digits) { return v === null || v === undefined ? '–' : v.toFixed(digits); }
+
+  return { lineChart: lineChart, formatValue: formatValue, palette: palette, el: el, body: body, fixed: fixed };
 })();
 `;

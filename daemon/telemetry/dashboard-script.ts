@@ -13,27 +13,11 @@ export const DASHBOARD_SCRIPT = String.raw`
   var base = location.pathname.replace(/dashboard\/?$/, '');
   var sinceSelect = document.getElementById('since');
   var modelSelect = document.getElementById('model');
-  var colorOf = {};
 
-  function color(key) {
-    if (!(key in colorOf)) colorOf[key] = COLORS[Object.keys(colorOf).length % COLORS.length];
-    return colorOf[key];
-  }
-
-  function el(tag, text, className) {
-    var node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    if (className) node.className = className;
-    return node;
-  }
-
-  function body(id) {
-    var node = document.querySelector('#' + id + ' .body');
-    node.replaceChildren();
-    return node;
-  }
-
-  function fixed(v, digits) { return v === null || v === undefined ? '–' : v.toFixed(digits); }
+  var color = charts.palette(COLORS);
+  var el = charts.el;
+  var body = charts.body;
+  var fixed = charts.fixed;
   function pct(v) { return v === null || v === undefined ? '–' : (v * 100).toFixed(1) + '%'; }
   function when(t) { return new Date(t).toLocaleString(); }
   function shortTime(t) {

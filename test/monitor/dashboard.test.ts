@@ -8,16 +8,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { pino } from 'pino';
 import t from 'tap';
 import { startMonitor } from '../../daemon/monitor/monitor.ts';
 import { openSqliteMonitorStore } from '../../daemon/monitor/sqlite-store.ts';
 import { startBroker } from '../helpers/mqtt-broker.ts';
 import { PREFIX, startSimDevice, type SimDeviceSpec } from './helpers/sim-fleet.ts';
+import { CHROMIUM, headlessBrowser } from '../helpers/headless-chromium.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 // Tests never rewrite tracked files: the docs screenshot is refreshed only on request.
 const screenshotPath = process.env.EDGERUN_UPDATE_SCREENSHOTS === '1'
   ? new URL('../../docs/img/monitor.png', import.meta.url).pathname
@@ -66,22 +64,7 @@ if (!fs.existsSync(CHROMIUM)) {
   devices[3].dropOffline();
   await until('cam-202\'s will', async () => (await store.devices()).find((d) => d.deviceId === 'cam-202')?.online === false);
 
-  const context: BrowserContext = await chromium.launchPersistentContext(path.join(dir, 'chromium-profile'), {
-    executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1400, height: 1000 },
-  });
-  t.teardown(() => context.close());
-
-  async function open(url: string): Promise<{ page: Page; requests: string[]; problems: string[] }> {
-    const page = await context.newPage();
-    const requests: string[] = [];
-    const problems: string[] = [];
-    page.on('request', (r) => requests.push(r.url()));
-    page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(m.text()); });
-    page.on('pageerror', (e) => problems.push(e.message));
-    await page.goto(url);
-    await page.waitForSelector('body[data-ready]', { timeout: 20_000 });
-    return { page, requests, problems };
-  }
+  const open = await headlessBrowser(t, dir, { width: 1400, height: 1000 });
 
   t.test('the fleet table shows every device: online state, groups, target, models, deployment, reports', async (t) => {
     const { page, requests, problems } = await open(`${monitor.url}/?since=15m&refresh=1`);

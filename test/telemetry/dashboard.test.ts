@@ -7,7 +7,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import t from 'tap';
 import { errorHandler } from '../../daemon/serve/http-errors.ts';
 import { telemetryRoutes } from '../../daemon/serve/telemetry-routes.ts';
@@ -16,9 +15,8 @@ import { TelemetryRecorder } from '../../daemon/telemetry/recorder.ts';
 import { openTelemetryDb, type TelemetryDb } from '../../daemon/telemetry/schema.ts';
 import { TelemetryStore } from '../../daemon/telemetry/store.ts';
 import { fillRealisticHour, tempDir } from './telemetry-plans.ts';
+import { CHROMIUM, headlessBrowser } from '../helpers/headless-chromium.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 // Tests never rewrite tracked files: the docs screenshot is refreshed only on request.
 const screenshotPath = process.env.EDGERUN_UPDATE_SCREENSHOTS === '1'
   ? new URL('../../docs/img/dashboard.png', import.meta.url).pathname
@@ -44,22 +42,7 @@ if (!fs.existsSync(CHROMIUM)) {
   t.teardown(() => { recorder.close(); db.close(); });
   const server = await serve(db);
 
-  const context: BrowserContext = await chromium.launchPersistentContext(path.join(dir, 'chromium-profile'), {
-    executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1400, height: 900 },
-  });
-  t.teardown(() => context.close());
-
-  async function open(url: string): Promise<{ page: Page; requests: string[]; problems: string[] }> {
-    const page = await context.newPage();
-    const requests: string[] = [];
-    const problems: string[] = [];
-    page.on('request', (r) => requests.push(r.url()));
-    page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(m.text()); });
-    page.on('pageerror', (e) => problems.push(e.message));
-    await page.goto(url);
-    await page.waitForSelector('body[data-ready]', { timeout: 20_000 });
-    return { page, requests, problems };
-  }
+  const open = await headlessBrowser(t, dir, { width: 1400, height: 900 });
 
   t.test('the dashboard draws latency, throughput, power and shadow charts from the database', async (t) => {
     const { page, requests, problems } = await open(`${server.url}/dashboard?since=1h`);
