@@ -5,6 +5,7 @@
  * (the best is the steadier figure on a shared machine).
  */
 import { buildSingleOp, randomTensor, testDevice, type SingleOpCase } from '../test/helpers/kernel-harness.ts';
+import { msPerDispatch } from './dispatch-timer.ts';
 
 const REPEATS = 5;
 const SUBMISSIONS = 11;
@@ -54,18 +55,8 @@ async function timeCase(c: BenchCase, gpuTiling: boolean): Promise<{ best: numbe
   const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
   const times: number[] = [];
   for (let s = 0; s < SUBMISSIONS + 1; s++) {
-    const encoder = device.createCommandEncoder();
-    for (let r = 0; r < REPEATS; r++) {
-      const pass = encoder.beginComputePass();
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bindGroup);
-      pass.dispatchWorkgroups(...program.workgroups);
-      pass.end();
-    }
-    const start = performance.now();
-    device.queue.submit([encoder.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    if (s > 0) times.push((performance.now() - start) / REPEATS);
+    const ms = await msPerDispatch(device, pipeline, bindGroup, program.workgroups, REPEATS);
+    if (s > 0) times.push(ms);
   }
   times.sort((x, y) => x - y);
   const best = times[0];

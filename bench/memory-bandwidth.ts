@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util';
 import type { KernelProgram } from '../daemon/kernels/types.ts';
 import { testDevice } from '../test/helpers/kernel-harness.ts';
+import { msPerDispatch } from './dispatch-timer.ts';
 
 export interface Timing {
   /** ms per dispatch: the best and the median over submissions. */
@@ -51,20 +52,7 @@ export async function prepareProgram(program: KernelProgram, inputs: (Float32Arr
   const module = device.createShaderModule({ code: program.code, label: program.label });
   const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: program.label });
   const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-  const time = async (repeats: number): Promise<number> => {
-    const encoder = device.createCommandEncoder();
-    for (let r = 0; r < repeats; r++) {
-      const pass = encoder.beginComputePass();
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bindGroup);
-      pass.dispatchWorkgroups(...program.workgroups);
-      pass.end();
-    }
-    const start = performance.now();
-    device.queue.submit([encoder.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    return (performance.now() - start) / repeats;
-  };
+  const time = (repeats: number): Promise<number> => msPerDispatch(device, pipeline, bindGroup, program.workgroups, repeats);
   // the first submission compiles the pipeline on lavapipe
   await time(1);
   return { time, dispose: () => { for (const b of created) b.destroy(); } };

@@ -7,6 +7,7 @@
  */
 import type { DType, Tensor } from '../daemon/graph/ir.ts';
 import { buildSingleOp, randomTensor, seededRandom, testDevice, type AttrInput, type SingleOpCase } from '../test/helpers/kernel-harness.ts';
+import { msPerDispatch } from './dispatch-timer.ts';
 
 const REPEATS = 3;
 const SUBMISSIONS = 15;
@@ -93,20 +94,7 @@ async function prepare(layer: Layer, format: Format, gpuTiling: boolean): Promis
     return { binding: index, resource: { buffer } };
   });
   const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-  const run = async (): Promise<number> => {
-    const encoder = device.createCommandEncoder();
-    for (let r = 0; r < REPEATS; r++) {
-      const pass = encoder.beginComputePass();
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bindGroup);
-      pass.dispatchWorkgroups(...program.workgroups);
-      pass.end();
-    }
-    const start = performance.now();
-    device.queue.submit([encoder.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    return (performance.now() - start) / REPEATS;
-  };
+  const run = (): Promise<number> => msPerDispatch(device, pipeline, bindGroup, program.workgroups, REPEATS);
   await run();
   return { format, run, flops, weightBytes };
 }
